@@ -1,0 +1,67 @@
+"""How closely the spiking network follows the CQ-CNN (chapters 5, 7 and 10).
+
+The CQ-CNN's activation a of a neuron predicts a * T spikes in T steps. With the "current" encoding
+and T = levels the first spiking layer fires exactly that; deeper layers can miss by a spike or two,
+because their input arrives as spikes over time (timing errors, chapter 7).
+"""
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .convert import convert
+from .quant import CQ
+from .train import evaluate, predict
+
+
+@torch.no_grad()
+def cq_activations(model, x):
+    """The output of every CQ module of `model` for the batch x, in order."""
+    outputs, hooks = [], [m.register_forward_hook(lambda m, i, o: outputs.append(o))
+                          for m in model.modules() if isinstance(m, CQ)]
+    was_training = model.training
+    try:
+        model.eval()(x)
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return outputs
+
+
+def input_rates(snn, x):
+    """The input as the SNN sees it over its window: x itself for "current", the spike rate otherwise.
+    Feeding this to the CQ-CNN compares like with like."""
+    if snn.encoding == "current":
+        return x
+    from .neuron import encode
+    generator = torch.Generator(device=x.device).manual_seed(0)
+    return encode(x, snn.timesteps, snn.encoding, generator).sum(0, dtype=x.dtype) / snn.timesteps
+
+
+@torch.no_grad()
+def layer_agreement(model, snn, data, batch_size=256):
+    """Per spiking layer: neurons per image, the fraction of neurons whose spike count equals a * T
+    exactly, and the mean absolute error in spikes |count - a * T|. `data` is a batch or a dataset."""
+    batches = [data] if torch.is_tensor(data) else (x for x, _ in DataLoader(data, batch_size=batch_size))
+    exact = error = total = 0
+    for x in batches:
+        activations = cq_activations(model, input_rates(snn, x))
+        counts = snn.run(x).counts
+        errors = [(n - a * snn.timesteps).abs().flatten(1) for a, n in zip(activations, counts)]
+        exact = exact + torch.stack([(e < 1e-3).sum() for e in errors])
+        error = error + torch.stack([e.sum() for e in errors])
+        total = total + torch.tensor([e.numel() for e in errors])
+        neurons = [e.shape[1] for e in errors]
+    return [{"layer": i, "neurons": neurons[i], "exact": (exact[i] / total[i]).item(),
+             "mae_spikes": (error[i] / total[i]).item()} for i in range(len(neurons))]
+
+
+def prediction_agreement(model, snn, dataset, batch_size=256):
+    """Fraction of images on which the SNN predicts the same class as the CQ-CNN."""
+    return (predict(model, dataset, batch_size) == predict(snn, dataset, batch_size)).float().mean().item()
+
+
+def accuracy_vs_timesteps(model, dataset, timesteps=(8, 16, 32, 64, 128), encoding="spikes", progress=True):
+    """{T: SNN accuracy} for a CQ-CNN converted at each T (chapter 7)."""
+    return {T: evaluate(convert(model, T, encoding), dataset)
+            for T in tqdm(timesteps, desc=f"T sweep ({encoding})", disable=not progress)}

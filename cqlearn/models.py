@@ -1,0 +1,102 @@
+"""CNNs whose plain, clamp and CQ versions share one definition (chapters 4 and 9).
+
+A model is an nn.Sequential built from a short spec: a number is a 3x3 convolution with that many
+channels (padding 1), a pair (channels, padding) sets the padding, and "P" is 2x2 average pooling.
+Every convolution is followed by BatchNorm and an activation, and every pooling layer by an
+activation too: ReLU, Clamp or CQ. Because the activation is the only difference, the three versions
+have the same state_dict keys and `cq.to_cq(plain)` gives the CQ twin with the weights copied.
+
+Each model remembers how it was built in `model.arch`, which checkpoints store.
+"""
+import torch
+from torch import nn
+
+from .quant import CQ, Clamp, check_levels, check_mode
+
+
+def make_activation(activation="relu", levels=16, mode="floor"):
+    """ReLU ("relu"), Clamp ("clamp") or CQ(levels, mode) ("cq")."""
+    if activation == "relu":
+        return nn.ReLU()
+    if activation == "clamp":
+        return Clamp()
+    if activation == "cq":
+        return CQ(levels, mode)
+    raise ValueError(f"activation must be 'relu', 'clamp' or 'cq', got {activation!r}.")
+
+
+def build(spec, in_shape, num_classes, activation="relu", levels=16, mode="floor", dropout=0.0):
+    """An nn.Sequential from a spec such as [32, 32, "P", 64, "P"] for images of shape in_shape."""
+    check_levels(levels)
+    check_mode(mode)
+    layers, channels = [], in_shape[0]
+    for item in spec:
+        if item == "P":
+            layers += [nn.AvgPool2d(2), make_activation(activation, levels, mode)]
+            continue
+        out, padding = item if isinstance(item, tuple) else (item, 1)
+        layers += [nn.Conv2d(channels, out, 3, padding=padding, bias=False), nn.BatchNorm2d(out),
+                   make_activation(activation, levels, mode)]
+        channels = out
+    layers.append(nn.Flatten())
+    with torch.no_grad():
+        features = nn.Sequential(*layers)(torch.zeros(1, *in_shape)).shape[1]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(features, num_classes))
+    return nn.Sequential(*layers)
+
+
+def _named(name, model, **kwargs):
+    model.arch = {"name": name, "kwargs": kwargs}
+    return model
+
+
+def _scaled(spec, width):
+    return [item if item == "P" else
+            (max(1, round(item[0] * width)), item[1]) if isinstance(item, tuple) else max(1, round(item * width))
+            for item in spec]
+
+
+def digits_cnn(activation="relu", levels=16, mode="floor", width=32, dropout=0.2):
+    """Three convolutions and two poolings for 1x8x8 digits: width, width, P, 2*width, P, Linear."""
+    spec = [width, width, "P", 2 * width, "P"]
+    return _named("digits_cnn", build(spec, (1, 8, 8), 10, activation, levels, mode, dropout),
+                  activation=activation, levels=levels, mode=mode, width=width, dropout=dropout)
+
+
+VGG_STAR = [128, 128, "P", 256, 256, "P", 512, 512, "P", (1024, 0), "P"]
+VGG19 = [64, 64, "P", 128, 128, "P", 256, 256, 256, 256, "P", 512, 512, 512, 512, "P", 512, 512, 512, 512, "P"]
+
+
+def vgg_star(activation="relu", levels=16, mode="floor", width=1.0, in_shape=(3, 32, 32),
+             num_classes=10, dropout=0.2):
+    """The paper's VGG-* (7 convolutions); width < 1 shrinks every layer (chapter 9)."""
+    model = build(_scaled(VGG_STAR, width), tuple(in_shape), num_classes, activation, levels, mode, dropout)
+    return _named("vgg_star", model, activation=activation, levels=levels, mode=mode, width=width,
+                  in_shape=list(in_shape), num_classes=num_classes, dropout=dropout)
+
+
+def vgg_small(activation="relu", levels=16, mode="floor", in_shape=(3, 32, 32), num_classes=10, dropout=0.2):
+    """VGG-* at a quarter of the width: 32 to 256 channels, trains on a CPU."""
+    model = vgg_star(activation, levels, mode, 0.25, in_shape, num_classes, dropout)
+    return _named("vgg_small", model, activation=activation, levels=levels, mode=mode,
+                  in_shape=list(in_shape), num_classes=num_classes, dropout=dropout)
+
+
+def vgg19(activation="relu", levels=16, mode="floor", width=1.0, in_shape=(3, 32, 32),
+          num_classes=10, dropout=0.2):
+    """VGG-19 (16 convolutions) with average pooling and a CQ after every pool."""
+    model = build(_scaled(VGG19, width), tuple(in_shape), num_classes, activation, levels, mode, dropout)
+    return _named("vgg19", model, activation=activation, levels=levels, mode=mode, width=width,
+                  in_shape=list(in_shape), num_classes=num_classes, dropout=dropout)
+
+
+MODELS = {"digits_cnn": digits_cnn, "vgg_star": vgg_star, "vgg_small": vgg_small, "vgg19": vgg19}
+
+
+def create(name, **kwargs):
+    """Build a registered model by name, e.g. create("vgg_small", activation="cq", levels=16)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}.")
+    return MODELS[name](**kwargs)

@@ -1,0 +1,77 @@
+"""The integrate-and-fire neuron (chapter 3).
+
+Each step t the neuron adds its input current to its membrane potential v; if v reaches the
+threshold it fires one spike and the threshold is subtracted (reset by subtraction):
+
+    v[t] = v[t-1] + I[t] - threshold * s[t],      s[t] = 1 if v[t-1] + I[t] >= threshold else 0
+
+With a constant current a in [0, 1], threshold 1 and v[0] = 0 this fires exactly floor(a * t) spikes
+in t steps, so the rate after T steps is the CQ activation with T levels. A potential that float
+rounding leaves a hair under the threshold (TOLERANCE, shared with the CQ staircase) still fires.
+"""
+import torch
+
+from .quant import TOLERANCE
+
+ENCODINGS = ("current", "spikes", "poisson")
+
+
+def check_timesteps(timesteps):
+    if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
+        raise ValueError(f"timesteps must be a whole number >= 1 (the number of simulation steps T), "
+                         f"got {timesteps!r}; T = levels (16) is the smallest that can be exact.")
+    return timesteps
+
+
+def check_encoding(encoding):
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}: 'current' feeds pixels "
+                         "as constant currents, 'spikes' as evenly spaced spikes, 'poisson' as random ones.")
+    return encoding
+
+
+def initial_potential(threshold, mode):
+    """0 for "floor" (CQ); threshold/2 for "round", which makes the count round instead of floor."""
+    return threshold / 2 if mode == "round" else 0.0
+
+
+def if_step(v, current, threshold):
+    """One step of a population of IF neurons, in place on v. Returns the spikes (bool)."""
+    v += current
+    spikes = v >= threshold * (1 - TOLERANCE)
+    v -= spikes * threshold
+    return spikes
+
+
+def constant_current_counts(current, t, threshold=1.0, v_init=0.0):
+    """Spikes fired in the first t steps under a constant current: the IF dynamics in closed form,
+
+        N(t) = clamp(floor((v_init + t * current) / threshold), 0, t),
+
+    computed in float64 so that long windows do not drift."""
+    current = current.double()
+    counts = torch.floor((v_init + t * current) / threshold + TOLERANCE)
+    return counts.clamp(min=0).clamp(max=t)
+
+
+def constant_current_steps(current, timesteps, threshold=1.0, v_init=0.0):
+    """Yield (spikes, membrane) per step for a constant current, without accumulating rounding error."""
+    before = torch.zeros_like(current, dtype=torch.float64)
+    for t in range(1, timesteps + 1):
+        after = constant_current_counts(current, t, threshold, v_init)
+        membrane = v_init + t * current.double() - after * threshold
+        yield after > before, membrane.to(current.dtype)
+        before = after
+
+
+def encode(x, timesteps, encoding, generator=None):
+    """Input spikes (T, B, ...) as bool for the "spikes" and "poisson" encodings (chapter 6).
+
+    "spikes": an IF neuron per pixel with the pixel as constant current: floor(x * T) evenly spaced
+    spikes. "poisson": each step a spike with probability x."""
+    if encoding == "spikes":
+        return torch.stack([s for s, _ in constant_current_steps(x, timesteps)])
+    if encoding == "poisson":
+        noise = torch.rand((timesteps, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
+        return noise < x
+    raise ValueError(f"encode takes 'spikes' or 'poisson', got {encoding!r}")

@@ -1,0 +1,144 @@
+"""Clamped and quantized activations (chapters 1 and 2) and n-bit weights (chapter 8).
+
+The CQ activation is the CNN's stand-in for an integrate-and-fire neuron: a neuron that may fire at
+most once per step fires at a rate in [0, 1], and over a finite window that rate is a count divided by
+the number of steps, so it takes one of a few evenly spaced values.
+
+    y = clamp(q(x * levels) / levels, 0, 1)      q = floor ("floor" mode) or round-half-up ("round")
+
+The backward pass is straight-through inside [0, 1] and zero outside (chapter 2).
+"""
+import copy
+
+import torch
+from torch import nn
+
+MODES = ("floor", "round")
+
+# Float32 cannot hold k/255 or k/L exactly: 0.7 is stored as 0.69999999, and floor(0.69999999 * 10)
+# is 6. A value within TOLERANCE of the next whole level counts as reaching it. The IF neuron
+# uses the same rule at its threshold, so the CNN and the SNN round the same way.
+TOLERANCE = 1e-4
+
+
+def check_levels(levels):
+    """Return `levels` as an int, or raise a ValueError that says what a valid value is."""
+    if isinstance(levels, bool) or not isinstance(levels, (int, float)) or levels != int(levels) or levels < 1:
+        raise ValueError(
+            f"levels must be a whole number >= 1 (the number of steps of the CQ staircase), got {levels!r}; "
+            "the paper and this book use levels=16."
+        )
+    return int(levels)
+
+
+def check_mode(mode):
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'floor' (CQ, the default) or 'round' (shifted, with an initial "
+                         f"membrane potential of threshold/2), got {mode!r}.")
+    return mode
+
+
+def staircase(x, levels, mode="floor"):
+    """The CQ forward value, without a gradient: clamp(q(x * levels) / levels, 0, 1). Chapter 2."""
+    shift = 0.5 if mode == "round" else 0.0
+    return (torch.floor(x * levels + shift + TOLERANCE) / levels).clamp(0.0, 1.0)
+
+
+class _StraightThrough(torch.autograd.Function):
+    """Forward: the staircase. Backward: gradient 1 where 0 <= x <= 1, else 0."""
+
+    @staticmethod
+    def forward(ctx, x, levels, mode):
+        ctx.save_for_backward(x)
+        return staircase(x, levels, mode)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * ((x >= 0) & (x <= 1)).to(grad.dtype), None, None
+
+
+class Clamp(nn.Module):
+    """ReLU capped at 1: the rate of a neuron that fires at most once per step. Chapter 1."""
+
+    def forward(self, x):
+        return x.clamp(0.0, 1.0)
+
+
+class CQ(nn.Module):
+    """Clamped and quantized activation with `levels` steps in [0, 1]. Chapter 2.
+
+    mode="floor" is CQ as in the paper; mode="round" rounds half up and pairs with an initial membrane
+    potential of threshold/2 in the spiking network.
+    """
+
+    def __init__(self, levels=16, mode="floor"):
+        super().__init__()
+        self.levels = check_levels(levels)
+        self.mode = check_mode(mode)
+
+    def forward(self, x):
+        return _StraightThrough.apply(x, self.levels, self.mode)
+
+    def extra_repr(self):
+        return f"levels={self.levels}, mode={self.mode!r}"
+
+
+ACTIVATIONS = (nn.ReLU, Clamp, CQ)
+
+
+def _replace_activations(module, make):
+    """Swap every activation in a tree of nn.Sequential for make(); AvgPool2d gains one if it has none."""
+    if not isinstance(module, nn.Sequential):
+        return module
+    layers = list(module)
+    out = []
+    for i, layer in enumerate(layers):
+        if isinstance(layer, ACTIVATIONS):
+            out.append(make())
+            continue
+        out.append(_replace_activations(layer, make))
+        followed_by_activation = i + 1 < len(layers) and isinstance(layers[i + 1], ACTIVATIONS)
+        if isinstance(layer, nn.AvgPool2d) and not followed_by_activation and i + 1 < len(layers):
+            out.append(make())
+    return nn.Sequential(*out)
+
+
+def _twin(model, make, **arch_changes):
+    twin = _replace_activations(copy.deepcopy(model), make)
+    twin.train(model.training)
+    arch = getattr(model, "arch", None)
+    if arch is not None:
+        twin.arch = {"name": arch["name"], "kwargs": {**arch["kwargs"], **arch_changes}}
+    return twin
+
+
+def to_clamp(model):
+    """The clamp twin of a plain model: every ReLU becomes Clamp (stage 2 of the recipe, chapter 4)."""
+    return _twin(model, Clamp, activation="clamp")
+
+
+def to_cq(model, levels=16, mode="floor"):
+    """The CQ twin of a trained model, weights copied: every ReLU or Clamp becomes CQ(levels, mode),
+    and every AvgPool2d gains a CQ after it (chapter 4). The model must be an nn.Sequential."""
+    levels, mode = check_levels(levels), check_mode(mode)
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"to_cq needs an nn.Sequential, got {type(model).__name__}; write the model as "
+                        "nn.Sequential(conv, BatchNorm2d, ReLU, ..., Linear).")
+    return _twin(model, lambda: CQ(levels, mode), activation="cq", levels=levels, mode=mode)
+
+
+def quantize_tensor(w, bits):
+    """Per-tensor max-abs scaling to [-1, 1] and rounding to steps of 2**(1 - bits). Chapter 8.
+
+    Returns (q, scale) with w ~= q * scale; q holds at most 2**bits - 1 distinct values.
+    """
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits < 2:
+        raise ValueError(f"bits must be a whole number >= 2, got {bits!r}.")
+    scale = w.abs().max().clamp_min(torch.finfo(w.dtype).tiny)
+    step = 2.0 ** (1 - bits)
+    return torch.round(w / scale / step) * step, scale
+
+
+__all__ = ["CQ", "Clamp", "staircase", "to_cq", "to_clamp", "quantize_tensor", "check_levels",
+           "check_mode", "MODES", "TOLERANCE"]

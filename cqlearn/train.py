@@ -1,0 +1,88 @@
+"""Training, evaluation and the staged CQ recipe (chapter 4).
+
+The recipe trains the plain ReLU network first, then fine-tunes its clamp twin, then its CQ twin:
+each stage starts from the weights of the one before, so the network meets one constraint at a time.
+On a CPU, the same seed gives the same weights bit for bit.
+"""
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .quant import to_clamp, to_cq
+
+
+def seed_everything(seed):
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def default_device():
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def train(model, train_set, test_set=None, epochs=10, lr=1e-3, batch_size=64, weight_decay=5e-4, seed=0,
+          device=None, progress=True, desc="train"):
+    """Adam with a cosine learning-rate schedule. Returns the history: per epoch, mean training loss and
+    training accuracy, and test accuracy when test_set is given. The model is left in eval mode."""
+    device = device or default_device()
+    model.to(device)
+    generator = seed_everything(seed)
+    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=generator)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, epochs * len(loader)))
+    history = {"loss": [], "train_accuracy": [], "test_accuracy": []}
+    bar = tqdm(range(epochs), desc=desc, disable=not progress)
+    for _ in bar:
+        model.train()
+        total_loss = correct = seen = 0
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            logits = model(x)
+            loss = nn.functional.cross_entropy(logits, y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total_loss += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+        history["loss"].append(total_loss / seen)
+        history["train_accuracy"].append(correct / seen)
+        if test_set is not None:
+            history["test_accuracy"].append(evaluate(model, test_set, device=device, progress=False))
+        bar.set_postfix(loss=f"{history['loss'][-1]:.3f}",
+                        test=f"{history['test_accuracy'][-1]:.3f}" if test_set is not None else "-")
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def predict(model, dataset, batch_size=256, device=None, progress=False):
+    """Predicted labels (N,) of a CNN or a SpikingNetwork over a dataset."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    predictions = []
+    for x, _ in tqdm(DataLoader(dataset, batch_size=batch_size), desc="evaluate", disable=not progress):
+        predictions.append(model(x.to(device)).argmax(1).cpu())
+    model.train(was_training)
+    return torch.cat(predictions)
+
+
+def evaluate(model, dataset, batch_size=256, device=None, progress=False):
+    """Accuracy in [0, 1] of a CNN or a SpikingNetwork on a dataset."""
+    labels = torch.as_tensor([y for _, y in dataset]) if not hasattr(dataset, "labels") else dataset.labels
+    return (predict(model, dataset, batch_size, device, progress) == labels).float().mean().item()
+
+
+def staged(model, train_set, test_set=None, levels=16, mode="floor", epochs=(10, 5, 5), seed=0, **options):
+    """The recipe plain -> clamp -> CQ. Returns {"plain": ..., "clamp": ..., "cq": ...}, each a pair
+    (model, history). epochs gives the epochs of each stage; a stage with 0 epochs is skipped."""
+    stages = {}
+    for name, twin, n in (("plain", lambda m: m, epochs[0]), ("clamp", to_clamp, epochs[1]),
+                          ("cq", lambda m: to_cq(m, levels, mode), epochs[2])):
+        model = twin(model)
+        if n:
+            stages[name] = (model, train(model, train_set, test_set, n, seed=seed, desc=name, **options))
+    return stages

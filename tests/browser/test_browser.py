@@ -1,0 +1,127 @@
+"""Widget chapters in a real browser: JupyterLab + headless Chromium, driven by Playwright.
+
+Each case opens a notebook (a temporary copy; see conftest.py), runs all cells, moves the first
+slider one step to the right, and checks that the watched part of the figure changed and that the
+browser console shows no errors. Screenshots go to tests/browser/screenshots/.
+
+Needs /usr/bin/chromium and playwright (.ci/install-browser.sh); skips without them.
+Try it on any notebook with:  CQ_BROWSER_NOTEBOOK=/path/to/nb.ipynb pytest tests/browser
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import quote
+
+import pytest
+
+from .conftest import book_dir
+
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+
+# What changes when the slider moves: a CSS selector; the first match's text (or src, for an
+# <img>) must differ after the move.
+PLOTLY_TITLE = ".js-plotly-plot .gtitle"
+MPL_IMAGE = ".jp-OutputArea-output img"  # the matplotlib fallback path (Colab)
+
+
+class Case(NamedTuple):
+    notebook: str  # relative to book/
+    watch: str = PLOTLY_TITLE  # default expectation: the first plotly title changes
+
+
+CASES = [
+    Case("03_integrate_and_fire.ipynb"),
+]
+if os.environ.get("CQ_BROWSER_NOTEBOOK"):
+    CASES = [Case(Path(os.environ["CQ_BROWSER_NOTEBOOK"]).name)]
+
+# Console errors that are not the chapter's fault: the news toast, and fetches to hosts other than
+# the local server (there is no network in CI).
+HARMLESS = re.compile(r"news|Failed to load resource.*\[https?://(?!127\.0\.0\.1[:/])", re.I)
+
+RUN_ALL_TIMEOUT_MS = 180_000
+PROMPTS = ".jp-CodeCell .jp-InputPrompt"
+# The execution indicator also reads "idle" for a moment before the kernel exists, so ask the
+# kernel itself (window.jupyterapp: the server runs with expose_app_in_browser).
+KERNEL_IDLE = """
+    (() => { const k = window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel;
+             return k?.connectionStatus === 'connected' && k.status === 'idle'
+                 && !!document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']");
+    })()"""
+# Run All marks queued cells [*]; it is done when none is left, one has a number, the kernel idles.
+RUN_ALL_DONE = """
+    (() => { const p = [...document.querySelectorAll('%s')].map(e => e.textContent);
+             return !p.some(t => t.includes('*')) && p.some(t => /[0-9]/.test(t)); })()
+    && %s""" % (PROMPTS, KERNEL_IDLE)
+
+
+def _watched_value(page, selector: str) -> str:
+    return page.eval_on_selector(selector, "e => e.tagName === 'IMG' ? e.src : e.textContent")
+
+
+def _param(case: Case):
+    missing = not (book_dir() / case.notebook).exists()
+    reason = f"{case.notebook} is not in {book_dir()} yet"
+    return pytest.param(case, id=case.notebook, marks=pytest.mark.skipif(missing, reason=reason))
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+def test_slider_changes_figure(case, jupyter_server, page):
+    base, token, _ = jupyter_server
+    shot = SCREENSHOTS / Path(case.notebook).stem
+    SCREENSHOTS.mkdir(exist_ok=True)
+    try:
+        page.goto(f"{base}/lab/tree/{quote(case.notebook)}?token={token}")
+        page.wait_for_function(KERNEL_IDLE, timeout=90_000)
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        page.wait_for_function(RUN_ALL_DONE, timeout=RUN_ALL_TIMEOUT_MS)
+        prompts = page.locator(PROMPTS).all_text_contents()
+        not_run = [i for i, p in enumerate(prompts) if not re.search(r"\[\d+\]", p)]
+        if not_run:
+            errors = page.locator(".jp-OutputArea-output[data-mime-type*='stderr']")
+            pytest.fail(
+                f"code cells {not_run} did not run (an earlier cell failed?):\n"
+                + "\n".join(errors.all_text_contents())[-3000:]
+            )
+
+        # JupyterLab 4 renders windowed: outputs far down are attached, not visible.
+        handle = page.locator(".widget-slider .noUi-handle").first
+        handle.wait_for(state="attached")
+        handle.scroll_into_view_if_needed()
+        watched = page.locator(case.watch).first
+        watched.wait_for(state="attached")
+        page.wait_for_function(
+            "sel => { const e = document.querySelector(sel);"
+            " return e && (e.tagName === 'IMG' ? e.src : e.textContent).trim() !== ''; }",
+            arg=case.watch,
+        )
+        readout = page.locator(".widget-readout").first
+        before, readout_before = _watched_value(page, case.watch), readout.text_content()
+        page.screenshot(path=f"{shot}-before.png")
+
+        handle.click()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function(
+            """([sel, old]) => { const e = document.querySelector(sel);
+                   return e && (e.tagName === 'IMG' ? e.src : e.textContent) !== old; }""",
+            arg=[case.watch, before],
+            timeout=30_000,
+        )
+        after = _watched_value(page, case.watch)
+        assert readout.text_content() != readout_before, "the slider's readout did not move"
+        watched.scroll_into_view_if_needed()
+        page.screenshot(path=f"{shot}-after.png")
+        print(f"{case.notebook}: slider {readout_before} -> {readout.text_content()}; "
+              f"{case.watch} {before[:80]!r} -> {after[:80]!r}")  # fmt: skip
+    except BaseException:  # pytest.fail too
+        page.screenshot(path=f"{shot}-failure.png")
+        raise
+
+    errors = [e for e in page.console_errors if not HARMLESS.search(e)]
+    assert not errors, "browser console errors:\n" + "\n".join(errors)

@@ -4,14 +4,17 @@
     model = cq.to_cq(trained_plain_model, levels=16)
     snn = cq.convert(model, timesteps=16, encoding="spikes")
 """
+import os
+
 from . import data, models
-from .checkpoints import load, save
+from .checkpoints import load, save, shipped
 from .convert import convert
 from .fold import fold_batchnorm
 from .quant import CQ, Clamp, to_clamp, to_cq
 from .snn import Recording, SpikingLayer, SpikingNetwork
-from .train import evaluate, predict, staged, train
+from .train import evaluate, predict, seed_everything, staged, train
 
 __version__ = "0.1.0"
+QUICK = os.environ.get("CQ_QUICK") == "1"  # small data and few epochs; the book's checks still hold
 __all__ = ["CQ", "Clamp", "Recording", "SpikingLayer", "SpikingNetwork", "convert", "data", "evaluate",
-           "fold_batchnorm", "load", "models", "predict", "save", "staged", "to_clamp", "to_cq", "train"]
+           "fold_batchnorm", "load", "models", "predict", "save", "seed_everything", "shipped", "staged", "to_clamp", "to_cq", "train"]

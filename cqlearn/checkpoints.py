@@ -52,6 +52,17 @@ def read(path):
     return payload
 
 
+def shipped(name):
+    """Path of a checkpoint the project ships in data/ (e.g. "digits_cnn_cq16.pt"), found from the
+    repository root, the working folder or its parent (where the book's chapters run), or CQLEARN_DATA."""
+    folders = [os.environ.get("CQLEARN_DATA"), Path(__file__).resolve().parents[1] / "data", "data", "../data"]
+    for folder in filter(None, folders):
+        if (Path(folder) / name).is_file():
+            return Path(folder) / name
+    raise FileNotFoundError(f"shipped checkpoint {name!r} not found in data/; run the book from a clone of "
+                            "the cqlearn repository (its data/ folder holds the checkpoints).")
+
+
 def load(path, model=None):
     """The saved model in eval mode, with its metadata dict as `model.meta`. Pass `model` (a module of
     the same shape) for models not built by cqlearn.models."""

@@ -5,6 +5,7 @@ The network simulates one layer at a time over all T steps, since no layer feeds
 layer l over the whole window are the input of layer l + 1. The readout does not spike; it returns
 the mean of its input current over the window, W * rate + b, the CNN's logits when rates match.
 """
+import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -132,7 +133,7 @@ class SpikingNetwork(nn.Module):
         """Yield (spikes, membrane) per step: synaptic current from the input spikes, then IF."""
         v = None
         for s in inputs:
-            current = layer.synapse(s.to(self.readout_dtype))
+            current = layer.synapse(s.to(self.dtype))
             if v is None:
                 v = torch.full_like(current, layer.v_init)
             yield if_step(v, current, layer.threshold), v
@@ -150,7 +151,7 @@ class SpikingNetwork(nn.Module):
         return spikes, membrane
 
     @property
-    def readout_dtype(self):
+    def dtype(self):
         return next(self.parameters()).dtype
 
     def with_weight_bits(self, bits, readout=True):
@@ -160,13 +161,14 @@ class SpikingNetwork(nn.Module):
         of 2**(1 - bits); bias and threshold are divided by s, so the layer fires as before up to
         rounding. The readout (no threshold) keeps its scale in the weights: q * s, also n-bit;
         readout=False leaves it in full precision."""
-        import copy
         snn = copy.deepcopy(self)
         for layer in snn.layers:
             weighted = [m for m in layer.synapse if isinstance(m, WEIGHTED)]
             for m in weighted:
                 q, scale = quantize_tensor(m.weight.data, bits)
-                m.weight.data, m.bias.data = q, m.bias.data / scale
+                m.weight.data = q
+                if m.bias is not None:
+                    m.bias.data = m.bias.data / scale
                 layer.threshold = layer.threshold / float(scale)
         if readout:
             for m in snn.readout:

@@ -142,7 +142,7 @@ def page(tmp_path):
             page.on(
                 "console",
                 lambda m: m.type == "error"
-                and page.console_errors.append(f"{m.text}  [{m.location.get('url', '')}]"),
+                and page.console_errors.append(f"{m.text}  [at {m.location.get('url') or '?'}]"),
             )
             page.on("pageerror", lambda e: page.console_errors.append(f"uncaught: {e}"))
             yield page

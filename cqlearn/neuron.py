@@ -39,7 +39,7 @@ def if_step(v, current, threshold):
     """One step of a population of IF neurons, in place on v. Returns the spikes (bool)."""
     v += current
     spikes = v >= threshold * (1 - TOLERANCE)
-    v -= spikes * threshold
+    v -= spikes.to(v.dtype) * threshold
     return spikes
 
 

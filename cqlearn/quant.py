@@ -131,13 +131,15 @@ def to_cq(model, levels=16, mode="floor"):
 def quantize_tensor(w, bits):
     """Per-tensor max-abs scaling to [-1, 1] and rounding to steps of 2**(1 - bits). Chapter 8.
 
-    Returns (q, scale) with w ~= q * scale; q holds at most 2**bits - 1 distinct values.
+    Returns (q, scale) with w ~= q * scale. q / 2**(1 - bits) is a signed `bits`-bit integer in
+    [-2**(bits-1), 2**(bits-1) - 1] (two's complement), so the largest positive weight loses one step.
     """
     if isinstance(bits, bool) or not isinstance(bits, int) or bits < 2:
         raise ValueError(f"bits must be a whole number >= 2, got {bits!r}.")
     scale = w.abs().max().clamp_min(torch.finfo(w.dtype).tiny)
     step = 2.0 ** (1 - bits)
-    return torch.round(w / scale / step) * step, scale
+    integers = torch.round(w / scale / step).clamp(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    return integers * step, scale
 
 
 __all__ = ["CQ", "Clamp", "staircase", "to_cq", "to_clamp", "quantize_tensor", "check_levels",

@@ -1,0 +1,81 @@
+"""The CQ activation: forward staircase, straight-through gradient, twins (chapters 1, 2 and 4)."""
+import pytest
+import torch
+from torch import nn
+
+import cqlearn as cq
+from cqlearn.quant import quantize_tensor, staircase
+
+
+@pytest.mark.parametrize("levels", [1, 4, 10, 16, 255])
+def test_floor_staircase_hits_every_level_exactly(levels):
+    k = torch.arange(levels + 1, dtype=torch.float32)
+    x = k / levels  # float32 cannot hold most of these exactly (0.7 -> 0.69999999)
+    assert torch.equal(staircase(x, levels) * levels, k)
+    below = (k[1:] - 0.01) / levels
+    assert torch.equal(staircase(below, levels) * levels, k[:-1])
+
+
+def test_floor_and_round_values():
+    x = torch.tensor([-0.3, 0.0, 0.24, 0.26, 0.49, 0.51, 0.99, 1.0, 1.7])
+    assert torch.allclose(cq.CQ(4, "floor")(x), torch.tensor([0, 0, 0, 0.25, 0.25, 0.5, 0.75, 1, 1]))
+    assert torch.allclose(cq.CQ(4, "round")(x), torch.tensor([0, 0, 0.25, 0.25, 0.5, 0.5, 1, 1, 1]))
+    # round is round-half-up, the rule of an IF neuron that starts at threshold / 2
+    assert cq.CQ(2, "round")(torch.tensor([0.25])).item() == 0.5
+
+
+def test_straight_through_gradient_is_one_inside_and_zero_outside():
+    x = torch.tensor([-0.5, -1e-3, 0.0, 0.3, 0.77, 1.0, 1.001, 3.0], requires_grad=True)
+    cq.CQ(16)(x).sum().backward()
+    assert torch.equal(x.grad, torch.tensor([0.0, 0, 1, 1, 1, 1, 0, 0]))
+
+
+@pytest.mark.parametrize("levels", [0, -1, 2.5, "16", True])
+def test_bad_levels_name_the_problem(levels):
+    with pytest.raises(ValueError, match="levels must be a whole number >= 1"):
+        cq.CQ(levels)
+
+
+def test_bad_mode_names_the_choices():
+    with pytest.raises(ValueError, match="'floor'.*'round'"):
+        cq.CQ(16, mode="ceil")
+
+
+def test_to_cq_swaps_activations_and_keeps_weights():
+    plain = cq.models.digits_cnn()
+    twin = cq.to_cq(plain, levels=8, mode="round")
+    assert not any(isinstance(m, nn.ReLU) for m in twin.modules())
+    cqs = [m for m in twin.modules() if isinstance(m, cq.CQ)]
+    assert len(cqs) == 5 and all(m.levels == 8 and m.mode == "round" for m in cqs)
+    assert plain.state_dict().keys() == twin.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), twin.state_dict().values()))
+    assert twin.arch["kwargs"]["activation"] == "cq" and twin.arch["kwargs"]["levels"] == 8
+
+
+def test_to_cq_gives_every_avgpool_a_cq():
+    plain = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(8, 3))
+    twin = cq.to_cq(plain, 4)
+    assert [type(m).__name__ for m in twin] == ["Conv2d", "CQ", "AvgPool2d", "CQ", "Flatten", "Linear"]
+    assert [type(m).__name__ for m in plain] == ["Conv2d", "ReLU", "AvgPool2d", "Flatten", "Linear"]
+
+
+def test_to_clamp_then_to_cq():
+    clamp = cq.to_clamp(cq.models.digits_cnn())
+    assert sum(isinstance(m, cq.Clamp) for m in clamp.modules()) == 5
+    assert sum(isinstance(m, cq.CQ) for m in cq.to_cq(clamp).modules()) == 5
+
+
+def test_to_cq_needs_a_sequential():
+    with pytest.raises(TypeError, match="nn.Sequential"):
+        cq.to_cq(nn.Conv2d(1, 1, 3))
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8, 9])
+def test_quantized_weights_are_n_bit_and_close(bits):
+    w = torch.randn(64, 32)
+    q, scale = quantize_tensor(w, bits)
+    integers = q / 2.0 ** (1 - bits)
+    assert torch.equal(integers, torch.round(integers)) and len(q.unique()) <= 2 ** bits
+    assert integers.min() >= -(2 ** (bits - 1)) and integers.max() <= 2 ** (bits - 1) - 1
+    assert scale == w.abs().max()
+    assert (q * scale - w).abs().max() <= scale * 2.0 ** (1 - bits) + 1e-6  # half a step, a step at +max

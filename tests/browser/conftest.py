@@ -1,4 +1,4 @@
-"""Fixtures for the real-browser test: a throwaway JupyterLab server and Debian's headless Chromium."""
+"""Fixtures for the real-browser test: a throwaway JupyterLab server, Debian's headless Chromium."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -48,7 +49,7 @@ def _free_port() -> int:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (a clean shutdown also stops its kernels), then SIGKILL."""
+    """SIGTERM the server's process group (a clean shutdown stops its kernels too), then SIGKILL."""
     if proc.poll() is not None:
         return
     for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
@@ -63,15 +64,36 @@ def _stop(proc: subprocess.Popen) -> None:
             pass
 
 
+class Lab:
+    """A running JupyterLab: where to open a notebook, and how to stop the kernels it started."""
+
+    def __init__(self, base: str, token: str):
+        self.base, self.token = base, token
+
+    def _api(self, path: str, method: str = "GET"):
+        auth = {"Authorization": f"token {self.token}"}
+        req = urllib.request.Request(f"{self.base}/api/{path}", method=method, headers=auth)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read() or b"null")
+
+    def url(self, notebook: str) -> str:
+        # A new workspace each time, or JupyterLab reopens the tabs of the previous test.
+        workspace = f"test-{uuid.uuid4().hex[:8]}"
+        return f"{self.base}/lab/workspaces/{workspace}/tree/{quote(notebook)}?token={self.token}"
+
+    def stop_kernels(self) -> None:
+        for session in self._api("sessions"):
+            self._api(f"sessions/{session['id']}", method="DELETE")
+
+
 @pytest.fixture(scope="session")
 def jupyter_server(tmp_path_factory):
-    """JupyterLab on 127.0.0.1, serving a temporary COPY of the book, so no outputs reach the repo.
-
-    Yields (base_url, token, served_dir)."""
+    """JupyterLab on 127.0.0.1 serving a temporary COPY of the book: no outputs reach the repo."""
     pytest.importorskip("jupyterlab", reason="jupyterlab is not installed in this environment")
     tmp = tmp_path_factory.mktemp("jupyter")
     served = tmp / "book"
-    shutil.copytree(book_dir(), served, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "_build"))
+    skip = shutil.ignore_patterns(".ipynb_checkpoints", "_build")
+    shutil.copytree(book_dir(), served, ignore=skip)
     config = tmp / "config"
     # Quiet first start: no "receive Jupyter news?" toast.
     settings = config / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
@@ -113,21 +135,25 @@ def jupyter_server(tmp_path_factory):
                 if time.monotonic() > deadline:
                     pytest.fail(f"jupyter lab did not answer in 90 s:\n{log_path.read_text()}")
                 time.sleep(0.3)
-        yield base, token, served
+        yield Lab(base, token)
     finally:
         _stop(proc)
+
+
+@pytest.fixture
+def lab(jupyter_server):
+    """The session's JupyterLab; the kernels a test started are stopped after it."""
+    yield jupyter_server
+    jupyter_server.stop_kernels()
 
 
 @pytest.fixture
 def page(tmp_path):
     """A page in a fresh headless Chromium (its own temporary profile), with its console collected
     in page.console_errors."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (run .ci/install-browser.sh)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not importable (run .ci/install-browser.sh)"
-    )
-    with sync_api.sync_playwright() as pw:
+    from playwright.sync_api import sync_playwright  # the test module skips when it is missing
+
+    with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),
             executable_path=str(CHROMIUM),

@@ -10,15 +10,22 @@ Try it on any notebook with:  CQ_BROWSER_NOTEBOOK=/path/to/nb.ipynb pytest tests
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import quote
 
 import pytest
 
-from .conftest import book_dir
+from .conftest import CHROMIUM, book_dir
+
+INSTALL = "run .ci/install-browser.sh"
+pytest.importorskip("playwright.sync_api", reason=f"playwright is not importable ({INSTALL})")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing ({INSTALL})"),
+]
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 
@@ -69,14 +76,12 @@ def _param(case: Case):
     return pytest.param(case, id=case.notebook, marks=pytest.mark.skipif(missing, reason=reason))
 
 
-@pytest.mark.browser
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
-def test_slider_changes_figure(case, jupyter_server, page):
-    base, token, _ = jupyter_server
+def test_slider_changes_figure(case, page, lab):
     shot = SCREENSHOTS / Path(case.notebook).stem
     SCREENSHOTS.mkdir(exist_ok=True)
     try:
-        page.goto(f"{base}/lab/tree/{quote(case.notebook)}?token={token}")
+        page.goto(lab.url(case.notebook))
         page.wait_for_function(KERNEL_IDLE, timeout=90_000)
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
@@ -120,7 +125,8 @@ def test_slider_changes_figure(case, jupyter_server, page):
         print(f"{case.notebook}: slider {readout_before} -> {readout.text_content()}; "
               f"{case.watch} {before[:80]!r} -> {after[:80]!r}")  # fmt: skip
     except BaseException:  # pytest.fail too
-        page.screenshot(path=f"{shot}-failure.png")
+        with contextlib.suppress(Exception):
+            page.screenshot(path=f"{shot}-failure.png")
         raise
 
     errors = [e for e in page.console_errors if not HARMLESS.search(e)]

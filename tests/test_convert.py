@@ -1,0 +1,80 @@
+"""What convert accepts, and the errors that name the problem and the fix (chapter 5)."""
+import pytest
+import torch
+from torch import nn
+
+import cqlearn as cq
+
+
+def cq_net(*middle):
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), cq.CQ(4), *middle, nn.Flatten(), nn.Linear(4 * 64, 3))
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv(x)
+
+
+@pytest.mark.parametrize("layer, message", [
+    (nn.MaxPool2d(1), r"layer 2 \(MaxPool2d\).*AvgPool2d"),
+    (nn.LeakyReLU(), r"layer 2 \(LeakyReLU\).*no integrate-and-fire counterpart"),
+    (nn.ReLU(), r"layer 2 \(ReLU\).*cq.to_cq"),
+    (Residual(), r"layer 2 \(Residual\).*residual"),
+])
+def test_layers_without_a_spiking_counterpart_are_named(layer, message):
+    with pytest.raises(ValueError, match=message):
+        cq.convert(cq_net(layer), 8)
+
+
+def test_a_model_that_is_not_a_sequential_is_named():
+    with pytest.raises(ValueError, match="Residual"):
+        cq.convert(Residual(), 8)
+    with pytest.raises(TypeError, match="nn.Sequential"):
+        cq.convert("model", 8)
+
+
+def test_a_plain_model_must_be_cq_trained_first():
+    with pytest.raises(ValueError, match="cq.to_cq"):
+        cq.convert(cq.models.digits_cnn(), 8)
+    with pytest.raises(ValueError, match="no CQ layer"):
+        cq.convert(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), 8)
+
+
+def test_a_model_must_end_in_a_linear_readout():
+    with pytest.raises(ValueError, match="Linear readout"):
+        cq.convert(nn.Sequential(nn.Flatten(), nn.Linear(4, 2), cq.CQ(4)), 8)
+
+
+def test_two_weight_layers_without_a_cq_between_them():
+    with pytest.raises(ValueError, match="two Conv2d/Linear"):
+        cq.convert(nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.Linear(3, 3), cq.CQ(4), nn.Linear(3, 2)), 8)
+
+
+def test_mixed_modes_are_an_error():
+    with pytest.raises(ValueError, match="mix"):
+        cq.convert(nn.Sequential(nn.Flatten(), nn.Linear(4, 3), cq.CQ(4), nn.Linear(3, 3), cq.CQ(4, "round"),
+                                 nn.Linear(3, 2)), 8)
+
+
+@pytest.mark.parametrize("timesteps", [0, -3, 2.5, "16", None])
+def test_bad_timesteps(timesteps):
+    with pytest.raises(ValueError, match="timesteps must be a whole number >= 1"):
+        cq.convert(cq_net(), timesteps)
+
+
+def test_unknown_encoding_lists_the_choices():
+    with pytest.raises(ValueError, match="'current', 'spikes', 'poisson'"):
+        cq.convert(cq_net(), 8, encoding="rate")
+
+
+def test_convert_leaves_the_model_as_it_was():
+    model = cq.to_cq(cq.models.digits_cnn()).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    snn = cq.convert(model, 16)
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert len(snn.layers) == 5 and snn.timesteps == 16 and snn.encoding == "spikes"

@@ -1,0 +1,38 @@
+# cqlearn: `make demo` runs the method on the embedded digits data; `make test` checks everything.
+# Both set up .venv from nothing (Python 3 and make are all they need).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test unit notebooks lab bench book clean
+
+$(BIN)/cqlearn: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/cqlearn
+	$(BIN)/cqlearn demo
+
+test: unit notebooks
+
+unit: $(BIN)/cqlearn
+	$(BIN)/python -m pytest tests
+
+notebooks: $(BIN)/cqlearn
+	CQ_QUICK=1 $(BIN)/python -m pytest --nbval-lax book -p no:cacheprovider
+
+lab: $(BIN)/cqlearn
+	$(BIN)/jupyter lab book/
+
+bench: $(BIN)/cqlearn
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/run.py
+
+book: $(BIN)/cqlearn
+	$(BIN)/pip install --quiet -e '.[book]'
+	CQ_STATIC=1 CQ_QUICK=1 $(BIN)/jupyter-book build book
+
+clean:
+	rm -rf $(VENV) book/_build cq-demo *.egg-info

@@ -1,0 +1,134 @@
+"""Synaptic operations against multiply-accumulates, and what they cost (chapter 10).
+
+A CNN layer does every multiply-accumulate (MAC) of its weights for every image: a Conv2d does
+C_in/groups * k_h * k_w * C_out * H_out * W_out of them, a Linear in * out. A spiking layer works only
+when a spike arrives: the spike adds its weight to every neuron it connects to (its fan-out), so
+
+    synaptic operations of a layer = sum over its input neurons j of spikes_j * fan-out_j   (additions)
+
+Energy per operation, 32-bit floating point at 45 nm (M. Horowitz, "Computing's energy problem (and
+what we can do about it)", ISSCC 2014): a multiply costs 3.7 pJ and an add 0.9 pJ, so a MAC 4.6 pJ.
+
+Counted: MACs (CNN), synaptic operations (SNN, readout included), average pooling as additions in both.
+With the "current" encoding the first layer receives pixels, not spikes: its current is constant, so
+it costs the CNN's MACs once. Not counted: biases, membrane updates and threshold comparisons, and
+memory traffic, which often dominates on real hardware; the ratio compares arithmetic only.
+"""
+import copy
+
+import torch
+from torch import nn
+
+from .neuron import encode
+
+MAC_PJ = 4.6  # pJ per 32-bit float multiply-accumulate, 45 nm (Horowitz, ISSCC 2014)
+ADD_PJ = 0.9  # pJ per 32-bit float addition, 45 nm (Horowitz, ISSCC 2014)
+OPERATIONS = (nn.Conv2d, nn.Linear, nn.AvgPool2d)
+PASSIVE = (nn.Flatten, nn.Identity, nn.Dropout)
+
+
+def _area(kernel_size):
+    k = kernel_size if isinstance(kernel_size, tuple) else (kernel_size, kernel_size)
+    return k[0] * k[1]
+
+
+def _operation(synapse):
+    """The one Conv2d, Linear or AvgPool2d of a synapse (an nn.Sequential), or a ValueError."""
+    ops = [m for m in synapse if isinstance(m, OPERATIONS)]
+    other = [m for m in synapse if not isinstance(m, OPERATIONS + PASSIVE)]
+    if len(ops) != 1 or other:
+        names = ", ".join(type(m).__name__ for m in synapse)
+        raise ValueError(f"cannot count the operations of the synapse [{names}]: it must hold exactly one "
+                         "Conv2d, Linear or AvgPool2d (plus Flatten).")
+    return ops[0]
+
+
+def _connectivity(synapse):
+    """The synapse with every weight 1 and no bias (pooling: a sum): applied to spike counts, it gives
+    each output neuron the number of additions it receives."""
+    ones = copy.deepcopy(synapse)
+    for m in ones:
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            m.weight.data = torch.ones_like(m.weight)
+            m.bias = None
+        elif isinstance(m, nn.AvgPool2d):
+            m.divisor_override = 1
+    return ones
+
+
+@torch.no_grad()
+def cnn_operations(synapse, x):
+    """(MACs, additions) of the synapse for one input shaped like x[0] (chapter 10)."""
+    op = _operation(synapse)
+    out = synapse(x[:1])[0]
+    if isinstance(op, nn.Conv2d):
+        return op.in_channels // op.groups * _area(op.kernel_size) * out.numel(), 0
+    if isinstance(op, nn.Linear):
+        return op.in_features * op.out_features, 0
+    return 0, _area(op.kernel_size) * out.numel()
+
+
+@torch.no_grad()
+def synaptic_operations(synapse, counts):
+    """Additions per image (B,) for input spike counts (B, ...): sum_j counts_j * fan-out_j (chapter 10)."""
+    _operation(synapse)
+    return _connectivity(synapse)(counts).flatten(1).sum(1)
+
+
+@torch.no_grad()
+def count(snn, x, seed=0):
+    """Per layer of `snn` (spiking layers, then the readout), averaged over the images of the batch x:
+
+    name, neurons, macs and cnn_adds (the CNN's work), input_spikes (spikes arriving over the window),
+    synops (the SNN's additions), snn_macs (first layer under "current" encoding), and for spiking
+    layers spikes (fired over the window), rate (spikes per neuron per step) and sparsity (1 - rate,
+    the fraction of neuron-steps without a spike). Chapter 10."""
+    T = snn.timesteps
+    rec = snn.run(x, seed=seed)  # checks x
+    x = x.to(rec.output.device, next(snn.parameters()).dtype)
+    if snn.encoding == "current":
+        inputs = None
+    else:
+        generator = torch.Generator(device=x.device).manual_seed(seed)  # the stream snn.run draws from
+        inputs = encode(x, T, snn.encoding, generator).sum(0, dtype=x.dtype)
+    synapses = [layer.synapse for layer in snn.layers] + [snn.readout]
+    outputs = rec.counts + [rec.output]
+    rows, h = [], x
+    for i, (synapse, out) in enumerate(zip(synapses, outputs)):
+        op = _operation(synapse)
+        macs, adds = cnn_operations(synapse, h)
+        row = {"layer": i if i < len(snn.layers) else "readout", "name": _name(op),
+               "neurons": out[0].numel(), "macs": macs, "cnn_adds": adds, "snn_macs": 0}
+        if inputs is None:  # pixels as a constant current: one pass of MACs, no spikes in
+            row.update(input_spikes=0.0, synops=0.0, snn_macs=macs)
+        else:
+            row.update(input_spikes=inputs.sum().item() / len(x),
+                       synops=synaptic_operations(synapse, inputs).mean().item())
+        if i < len(snn.layers):
+            rate = out.sum().item() / (out.numel() * T)
+            row.update(spikes=out.sum().item() / len(x), rate=rate, sparsity=1 - rate)
+            inputs = out
+        h = synapse(h)
+        rows.append(row)
+    return rows
+
+
+def energy(rows, mac_pj=MAC_PJ, add_pj=ADD_PJ):
+    """Energy per image in pJ from `count`'s rows: {"cnn": ..., "snn": ..., "ratio": cnn / snn}.
+
+    CNN: MACs * mac_pj + pooling additions * add_pj. SNN: synaptic operations * add_pj + the first
+    layer's MACs under "current" encoding * mac_pj. Chapter 10."""
+    cnn = sum(r["macs"] * mac_pj + r["cnn_adds"] * add_pj for r in rows)
+    snn = sum(r["synops"] * add_pj + r["snn_macs"] * mac_pj for r in rows)
+    return {"cnn": cnn, "snn": snn, "ratio": cnn / snn if snn else float("inf")}
+
+
+def _name(op):
+    if isinstance(op, nn.Conv2d):
+        return f"Conv2d {op.in_channels}->{op.out_channels}"
+    if isinstance(op, nn.Linear):
+        return f"Linear {op.in_features}->{op.out_features}"
+    return f"AvgPool2d {_area(op.kernel_size)}"
+
+
+__all__ = ["MAC_PJ", "ADD_PJ", "cnn_operations", "synaptic_operations", "count", "energy"]

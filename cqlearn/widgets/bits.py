@@ -1,0 +1,140 @@
+"""The weight-bits explorer (chapter 8): bits -> one layer's weights before and after rounding to n
+bits, how far each layer's spike counts move, and the SNN's accuracy.
+
+`bits_figure_data` is the update function (plain arrays, no browser); `bits_explorer` wires it to a
+slider and a plotly FigureWidget, or draws `bits_small_multiples` in `static_mode()`.
+`accuracy_vs_bits` gives the table of chapters 8 and 9.
+"""
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..quant import quantize_tensor
+from ..snn import WEIGHTED
+from ..train import evaluate
+from . import static_mode
+from ._explorer import explorer, single_threaded, slider_style, small_multiples
+
+
+def _weight(snn, layer):
+    """The weight tensor of spiking layer `layer`, or of the readout when layer == len(snn.layers)."""
+    synapse = snn.readout if layer == len(snn.layers) else snn.layers[layer].synapse
+    weighted = [m for m in synapse if isinstance(m, WEIGHTED)]
+    if not weighted:
+        raise ValueError(f"layer {layer} has no weights (it is a pooling layer); pick a Conv2d or Linear layer.")
+    return weighted[0].weight.detach()
+
+
+def weighted_layers(snn):
+    """Indices of the spiking layers with weights, plus len(snn.layers) for the readout."""
+    return [i for i, layer in enumerate(snn.layers) if any(isinstance(m, WEIGHTED) for m in layer.synapse)] + [
+        len(snn.layers)]
+
+
+@single_threaded
+def bits_figure_data(snn, dataset, bits=8, layer=0, images=128, readout=True):
+    """What the bits explorer draws for one bit width (chapter 8).
+
+    snn: a SpikingNetwork (full precision); its n-bit copy is snn.with_weight_bits(bits, readout).
+    Returns a dict:
+      weights, quantized   layer `layer`'s weights (flat) in units of their max |w|, before and after
+      values, counts       the distinct quantized values and how many weights take each;  step  2**(1 - bits)
+      layer_error          per spiking layer, mean |count_nbit - count_full| in spikes per neuron
+      accuracy, reference  accuracy of the n-bit and the full-precision SNN on the first `images` images
+      agreement            fraction of those images on which both predict the same class;  title
+    """
+    w = _weight(snn, layer)
+    q, scale = quantize_tensor(w, int(bits))
+    low = snn.with_weight_bits(int(bits), readout=readout)
+    x, y = dataset.images[:images], dataset.labels[:images]
+    full, short = snn.run(x), low.run(x)
+    errors = np.array([(a - b).abs().mean().item() for a, b in zip(full.counts, short.counts)])
+    p_full, p_low = full.output.argmax(1), short.output.argmax(1)
+    accuracy, reference = (p_low == y).float().mean().item(), (p_full == y).float().mean().item()
+    values, counts = torch.unique(q, return_counts=True)
+    name = "the readout" if layer == len(snn.layers) else f"layer {layer}"
+    return {
+        "weights": (w / scale).flatten().numpy(), "quantized": q.flatten().numpy(), "values": values.numpy(),
+        "counts": counts.numpy(),
+        "step": 2.0 ** (1 - bits), "layer_error": errors, "accuracy": accuracy, "reference": reference,
+        "agreement": (p_low == p_full).float().mean().item(),
+        "title": (f"{bits}-bit weights: {name} uses {len(values)} of {2 ** bits} values; SNN "
+                  f"{100 * accuracy:.1f} % (full precision {100 * reference:.1f} %, {len(y)} images)"),
+    }
+
+
+def bits_figure():
+    """An empty plotly FigureWidget: weight histograms and spike-count change per layer."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = go.FigureWidget(make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], subplot_titles=(
+        "weights in units of max |w|", "spike counts moved by rounding")))
+    fig.add_histogram(name="full precision", marker_color="#aaaaaa", xbins={"size": 0.01}, row=1, col=1)
+    fig.add_bar(name="n-bit values", marker_color="#1f77b4", opacity=0.8, row=1, col=1)
+    fig.add_scatter(name="count error", mode="lines+markers", line={"color": "#d62728"}, showlegend=False,
+                    row=1, col=2)
+    fig.update_layout(height=400, margin={"t": 90, "l": 60, "r": 20, "b": 50}, barmode="overlay",
+                      title={"x": 0.5, "font": {"size": 13}}, legend={"orientation": "h", "y": -0.2})
+    fig.update_xaxes(title_text="w / max|w|", range=[-1.05, 1.05], row=1, col=1)
+    fig.update_yaxes(title_text="number of weights", type="log", row=1, col=1)  # n-bit bars tower over bins
+    fig.update_xaxes(title_text="spiking layer (depth)", dtick=1, row=1, col=2)
+    fig.update_yaxes(title_text="mean |Δ count| (spikes per neuron)", rangemode="tozero", row=1, col=2)
+    return fig
+
+
+def redraw_bits(fig, snn, dataset, bits, layer, images, readout):
+    """Write bits_figure_data(...) into the explorer's figure."""
+    d = bits_figure_data(snn, dataset, bits, layer, images, readout)
+    full, short, line = fig.data
+    full.x = d["weights"]
+    short.x, short.y, short.width = d["values"], d["counts"], min(d["step"] / 2, 0.02)
+    line.x, line.y = np.arange(len(d["layer_error"])), d["layer_error"]
+    fig.layout.title.text = d["title"]
+
+
+def bits_small_multiples(snn, dataset, bits=(2, 3, 4, 6, 8), layer=0, images=128, readout=True):
+    """Matplotlib figure: one column per bit width, the layer's weight histogram (top) and the spike-count
+    change per layer (bottom)."""
+    figure, axes = small_multiples(2, len(bits), width=2.9, height=2.5)
+    data = [bits_figure_data(snn, dataset, b, layer, images, readout) for b in bits]
+    top = max(d["layer_error"].max() for d in data) * 1.1 or 1.0
+    for col, (b, d) in enumerate(zip(bits, data)):
+        axes[0, col].hist(d["weights"], bins=np.linspace(-1, 1, 201), color="0.7", label="full precision")
+        axes[0, col].bar(d["values"], d["counts"], width=min(d["step"] / 2, 0.02), color="C0", alpha=0.8,
+                         label="n-bit values")
+        axes[0, col].set(title=f"{b} bits: SNN {100 * d['accuracy']:.1f} %", xlabel="w / max|w|",
+                         ylabel="number of weights", yscale="log")
+        axes[1, col].plot(d["layer_error"], "o-", color="C3")
+        axes[1, col].set(title="count change", xlabel="spiking layer", ylabel="|Δ count| (spikes)", ylim=(0, top))
+    axes[0, 0].legend(fontsize=7)
+    figure.suptitle(f"n-bit weights without retraining (weights of layer {layer}; full precision "
+                    f"{100 * data[0]['reference']:.1f} %, {len(dataset.labels[:images])} images)")
+    return figure
+
+
+def bits_explorer(snn, dataset, bits=8, layer=0, images=128, readout=True):
+    """Chapter 8's explorer: a bits slider (and the layer whose weights are shown) drive the weight
+    histogram before and after rounding, the spike-count change per layer and the accuracy in the
+    title. In static_mode() returns a matplotlib small multiple over bit widths instead."""
+    if static_mode():
+        return bits_small_multiples(snn, dataset, layer=layer, images=images, readout=readout)
+    import ipywidgets as w
+
+    controls = {
+        "bits": w.IntSlider(value=bits, min=2, max=12, description="weight bits n", **slider_style()),
+        "layer": w.Dropdown(value=layer, options=[(str(i) if i < len(snn.layers) else "readout", i)
+                                                  for i in weighted_layers(snn)], description="weights of layer",
+                            style={"description_width": "11em"}),
+    }
+    return explorer(controls, bits_figure(),
+                    lambda fig, **values: redraw_bits(fig, snn, dataset, images=images, readout=readout, **values))
+
+
+def accuracy_vs_bits(snn, dataset, bits=(4, 6, 8, 9, 10), readout=True, progress=True):
+    """{bits: accuracy} of snn.with_weight_bits(bits, readout) on `dataset`, with "full" for the SNN as
+    it is (chapters 8 and 9)."""
+    table = {"full": evaluate(snn, dataset)}
+    for b in tqdm(bits, desc="weight bits", disable=not progress):
+        table[b] = evaluate(snn.with_weight_bits(b, readout=readout), dataset)
+    return table

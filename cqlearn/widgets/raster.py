@@ -1,0 +1,191 @@
+"""The spike raster explorer (chapter 6): image, layer, T and encoding -> the layer's spikes for that
+image and the membrane potential of three of its neurons.
+
+`raster_figure_data` is the update function (plain arrays, no browser); `raster_explorer` wires it to
+sliders and a plotly FigureWidget, or draws `raster_small_multiples` (every layer of one image) in
+`static_mode()`. `encodings_data` / `encodings_figure` show one image under the three input encodings.
+"""
+import numpy as np
+import torch
+
+from ..convert import convert
+from ..neuron import ENCODINGS, encode
+from . import static_mode
+from ._explorer import explorer, single_threaded, slider_style, small_multiples
+
+MAX_NEURONS = 150  # neurons shown in a raster; a dense raster of thousands is a grey blur
+
+
+def _image(dataset, image):
+    x, label = dataset[int(image)]
+    return x, int(label)
+
+
+def _shown(spikes, max_neurons=MAX_NEURONS):
+    """(T, N) bool -> up to max_neurons columns, most active first: every neuron when few fire, else
+    evenly spaced ranks of the firing ones, so the raster shows the whole range of rates."""
+    counts = spikes.sum(0)
+    order = counts.argsort(descending=True, stable=True)[:int((counts > 0).sum())]
+    if len(order) <= max_neurons:
+        return order
+    return order[torch.linspace(0, len(order) - 1, max_neurons).round().long()]
+
+
+def chosen_neurons(counts, timesteps):
+    """Three flat neuron indices to trace: the neurons whose spike counts come closest to 3/4, 1/2
+    and 1/5 of the T steps (saturated and silent neurons make dull traces)."""
+    counts = counts.flatten().double()
+    picks = []
+    for share in (0.75, 0.5, 0.2):
+        distance = (counts - share * timesteps).abs()
+        distance[picks] = float("inf")
+        picks.append(int(distance.argmin()))
+    return picks
+
+
+@single_threaded
+def raster_figure_data(model, dataset, image=0, layer=0, timesteps=32, encoding="spikes"):
+    """Everything the raster explorer draws for one setting of its controls (chapter 6).
+
+    model: a CQ-CNN (converted here with `timesteps` and `encoding`); dataset: images and labels.
+    Returns a dict of numpy arrays and numbers:
+      picture          the image (H, W) or (H, W, 3) in [0, 1];  label, prediction (the SNN's class)
+      raster_t/n       step (1..T) and row of every spike of the layer's shown neurons
+      shown, neurons   neurons in the raster (firing ones by rank, at most MAX_NEURONS) and in the layer
+      spikes           spikes the layer fired for this image;  rate  spikes per neuron per step
+      trace_t          steps 1..T;  traces  {neuron: membrane after reset (T,)};  trace_spikes  {neuron: steps}
+      layers           number of spiking layers;  title
+    """
+    snn = convert(model, int(timesteps), encoding)
+    if not 0 <= layer < len(snn.layers):
+        raise ValueError(f"layer must be in 0..{len(snn.layers) - 1}, got {layer!r}.")
+    x, label = _image(dataset, image)
+    rec = snn.run(x[None], record=True, membrane=[layer])
+    spikes = rec.spikes[layer][:, 0].reshape(timesteps, -1)
+    membrane = rec.membrane[layer][:, 0].reshape(timesteps, -1)
+    shown = _shown(spikes)
+    t, n = torch.nonzero(spikes[:, shown], as_tuple=True)
+    t_axis = np.arange(1, timesteps + 1)
+    neurons = chosen_neurons(spikes.sum(0), timesteps)
+    prediction = int(rec.output.argmax(1))
+    total = int(spikes.sum())
+    picture = x.permute(1, 2, 0).numpy() if x.shape[0] == 3 else x[0].numpy()
+    return {
+        "picture": picture, "label": label, "prediction": prediction,
+        "raster_t": t.numpy() + 1, "raster_n": n.numpy(), "shown": len(shown), "neurons": spikes.shape[1],
+        "spikes": total, "rate": total / spikes.numel(), "trace_t": t_axis,
+        "traces": {i: membrane[:, i].numpy() for i in neurons},
+        "trace_spikes": {i: t_axis[spikes[:, i].numpy()] for i in neurons},
+        "threshold": snn.layers[layer].threshold, "layers": len(snn.layers),
+        "title": (f"image {image} (label {label}, SNN says {prediction}), layer {layer}, T = {timesteps}, "
+                  f"{encoding}: {total} spikes, rate {total / spikes.numel():.3f}"),
+    }
+
+
+def raster_figure():
+    """An empty plotly FigureWidget with the explorer's three panels and their labels."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = go.FigureWidget(make_subplots(rows=1, cols=3, column_widths=[0.2, 0.45, 0.35],
+                                        subplot_titles=("input image", "spike raster", "membrane potential")))
+    fig.add_heatmap(z=[[0]], colorscale="gray", showscale=False, zmin=0, zmax=1, row=1, col=1)
+    fig.add_scatter(mode="markers", name="spike", showlegend=False,
+                    marker={"symbol": "line-ns-open", "size": 6, "color": "black", "line": {"width": 1}},
+                    row=1, col=2)
+    for k, color in enumerate(("#1f77b4", "#ff7f0e", "#2ca02c")):
+        fig.add_scatter(mode="lines", line={"shape": "hv", "color": color}, name=f"neuron {k}", row=1, col=3)
+    fig.add_scatter(mode="lines", name="threshold θ", line={"color": "red", "dash": "dash"}, row=1, col=3)
+    fig.update_layout(height=420, margin={"t": 90, "l": 60, "r": 20, "b": 50}, title={"x": 0.5, "font": {"size": 13}},
+                      legend={"orientation": "h", "y": -0.2})
+    fig.update_yaxes(autorange="reversed", showticklabels=False, row=1, col=1)
+    fig.update_xaxes(showticklabels=False, row=1, col=1)
+    fig.update_xaxes(title_text="time step t", row=1, col=2)
+    fig.update_yaxes(title_text="neuron (most active at the bottom)", row=1, col=2)
+    fig.update_xaxes(title_text="time step t", row=1, col=3)
+    fig.update_yaxes(title_text="membrane potential v (after reset)", row=1, col=3)
+    return fig
+
+
+def redraw_raster(fig, model, dataset, image, layer, timesteps, encoding):
+    """Write raster_figure_data(...) into the explorer's figure."""
+    d = raster_figure_data(model, dataset, image, layer, timesteps, encoding)
+    picture = d["picture"] if d["picture"].ndim == 2 else d["picture"].mean(-1)
+    heat, dots, *lines, level = fig.data
+    heat.z = picture
+    dots.x, dots.y = d["raster_t"], d["raster_n"]
+    for line, (i, v) in zip(lines, d["traces"].items()):
+        line.x, line.y, line.name, line.visible = d["trace_t"], v, f"neuron {i}: {len(d['trace_spikes'][i])} spikes", True
+    for line in lines[len(d["traces"]):]:
+        line.visible = False
+    level.x, level.y = [1, timesteps], [d["threshold"]] * 2
+    fig.layout.title.text = d["title"]
+    fig.update_xaxes(range=[0.5, timesteps + 0.5], row=1, col=2)
+    fig.update_yaxes(range=[-1, d["shown"]], row=1, col=2)
+
+
+def raster_small_multiples(model, dataset, image=0, timesteps=32, encoding="spikes"):
+    """Matplotlib figure: the raster (top) and three membrane traces (bottom) of every layer for one image."""
+    first = raster_figure_data(model, dataset, image, 0, timesteps, encoding)
+    layers = first["layers"]
+    figure, axes = small_multiples(2, layers, width=3.0, height=2.8)
+    for layer in range(layers):
+        d = first if layer == 0 else raster_figure_data(model, dataset, image, layer, timesteps, encoding)
+        top, bottom = axes[0, layer], axes[1, layer]
+        top.scatter(d["raster_t"], d["raster_n"], s=4, marker="|", color="k", linewidths=0.8)
+        top.set(title=f"layer {layer}: {d['spikes']} spikes\n({d['shown']} of {d['neurons']} neurons shown)",
+                xlabel="time step t", ylabel="neuron (by rate)", xlim=(0.5, timesteps + 0.5), ylim=(-1, d["shown"]))
+        for k, (i, v) in enumerate(d["traces"].items()):
+            bottom.step(d["trace_t"], v, where="post", color=f"C{k}", lw=1, label=f"n{i}: {len(d['trace_spikes'][i])}")
+        bottom.axhline(d["threshold"], color="r", ls="--", lw=1)
+        bottom.set(title="membrane potential", xlabel="time step t", ylabel="v (after reset)")
+        bottom.legend(fontsize=6, loc="lower right")
+        top.title.set_fontsize(8)
+        bottom.title.set_fontsize(8)
+    figure.suptitle(f"Image {image} (label {first['label']}, SNN says {first['prediction']}), "
+                    f"T = {timesteps}, {encoding} encoding: every layer")
+    return figure
+
+
+def raster_explorer(model, dataset, image=0, layer=0, timesteps=32, encoding="spikes"):
+    """Chapter 6's explorer: sliders for the image, the layer, T and the encoding drive the input image,
+    the layer's spike raster and three membrane traces. In static_mode() returns a matplotlib small
+    multiple of every layer instead."""
+    if static_mode():
+        return raster_small_multiples(model, dataset, image, timesteps, encoding)
+    import ipywidgets as w
+
+    layers = len(convert(model, 1, "current").layers)
+    controls = {
+        "image": w.IntSlider(value=image, min=0, max=len(dataset) - 1, description="image", **slider_style()),
+        "layer": w.IntSlider(value=layer, min=0, max=layers - 1, description="layer", **slider_style()),
+        "timesteps": w.IntSlider(value=timesteps, min=1, max=128, description="time steps T", **slider_style()),
+        "encoding": w.ToggleButtons(value=encoding, options=list(ENCODINGS), description="encoding",
+                                    style={"description_width": "11em"}),
+    }
+    return explorer(controls, raster_figure(),
+                    lambda fig, **values: redraw_raster(fig, model, dataset, **values))
+
+
+def encodings_data(x, timesteps=32, seed=0):
+    """One image under the three encodings (chapter 6): {encoding: (T, pixels) array}. "current" is the
+    pixel value at every step (an analog input, no spikes); "spikes" and "poisson" are 0/1 trains."""
+    x = x.reshape(1, -1).float()
+    generator = torch.Generator().manual_seed(seed)
+    return {"current": x.expand(timesteps, -1).numpy(),
+            "spikes": encode(x, timesteps, "spikes")[:, 0].float().numpy(),
+            "poisson": encode(x, timesteps, "poisson", generator)[:, 0].float().numpy()}
+
+
+def encodings_figure(x, timesteps=32, seed=0):
+    """Matplotlib figure: the input of one image over T steps under each encoding, pixels as rows."""
+    data = encodings_data(x, timesteps, seed)
+    figure, axes = small_multiples(1, 3, width=3.6, height=3.4)
+    for ax, (name, values) in zip(axes[0], data.items()):
+        image = ax.imshow(values.T, aspect="auto", cmap="gray_r", vmin=0, vmax=1, interpolation="nearest",
+                          extent=(0.5, timesteps + 0.5, values.shape[1] - 0.5, -0.5))
+        what = "input current" if name == "current" else f"{int(values.sum())} spikes"
+        ax.set(title=f"{name}: {what}", xlabel="time step t", ylabel="pixel")
+    figure.colorbar(image, ax=axes[0, 2], label="input (spike = 1)")
+    figure.suptitle(f"One image, three input encodings, T = {timesteps}")
+    return figure

@@ -1,0 +1,108 @@
+"""Synaptic operations, multiply-accumulates and the energy estimate (cqlearn.energy, chapter 10)."""
+import pytest
+import torch
+from torch import nn
+
+import cqlearn as cq
+from cqlearn import energy
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_linear(levels=4):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), cq.CQ(levels), nn.Linear(5, 3))
+    with torch.no_grad():
+        net[1].bias.fill_(0.3)
+    return net.eval()
+
+
+def test_conv_macs_are_cin_k2_cout_hout_wout():
+    for conv, size in ((nn.Conv2d(3, 8, 3, padding=1), 10), (nn.Conv2d(4, 6, 5, stride=2), 13),
+                       (nn.Conv2d(4, 8, 3, groups=2, padding=1), 6)):
+        x = torch.zeros(2, conv.in_channels, size, size)
+        h, w = conv(x).shape[-2:]
+        macs, adds = energy.cnn_operations(nn.Sequential(conv), x)
+        k = conv.kernel_size[0] * conv.kernel_size[1]
+        assert (macs, adds) == (conv.in_channels // conv.groups * k * conv.out_channels * h * w, 0)
+    assert energy.cnn_operations(nn.Sequential(nn.Flatten(), nn.Linear(12, 7)), torch.zeros(1, 3, 4)) == (84, 0)
+    assert energy.cnn_operations(nn.Sequential(nn.AvgPool2d(2)), torch.zeros(1, 3, 4, 4)) == (0, 48)
+
+
+def test_conv_synops_equal_counts_times_fanout_slow_reference():
+    """Each input spike at (c, i, j) reaches every output channel at every position whose window
+    covers (i, j): fan-out counted by brute force, padding and stride included."""
+    conv = nn.Conv2d(2, 3, 3, stride=2, padding=1)
+    counts = torch.randint(0, 5, (2, 2, 7, 7)).float()
+    h_out, w_out = conv(counts).shape[-2:]
+    fanout = torch.zeros(2, 7, 7)
+    for oi in range(h_out):
+        for oj in range(w_out):
+            for di in range(3):
+                for dj in range(3):
+                    i, j = oi * 2 - 1 + di, oj * 2 - 1 + dj
+                    if 0 <= i < 7 and 0 <= j < 7:
+                        fanout[:, i, j] += conv.out_channels
+    expected = (counts * fanout).flatten(1).sum(1)
+    assert torch.equal(energy.synaptic_operations(nn.Sequential(conv), counts), expected)
+    pool = energy.synaptic_operations(nn.Sequential(nn.AvgPool2d(2)), counts[:, :, :6, :6])
+    assert torch.equal(pool, counts[:, :, :6, :6].flatten(1).sum(1))  # fan-out 1
+
+
+def test_count_on_a_tiny_linear_net_matches_closed_forms():
+    T = 10
+    x = torch.rand(7, 1, 2, 3, generator=torch.Generator().manual_seed(2))
+    snn = cq.convert(tiny_linear(), T, "spikes")
+    rows = energy.count(snn, x)
+    rec = snn.run(x)
+    input_spikes = torch.floor(x * T + 1e-4).sum() / len(x)  # "spikes" encoding: floor(x T) per pixel
+    hidden = rec.counts[0].sum() / len(x)
+    assert [r["layer"] for r in rows] == [0, "readout"]
+    assert rows[0]["input_spikes"] == pytest.approx(input_spikes.item())
+    assert rows[0]["synops"] == pytest.approx(5 * input_spikes.item())  # fan-out: 5 hidden neurons
+    assert rows[0]["macs"] == 30 and rows[1]["macs"] == 15
+    assert rows[0]["spikes"] == pytest.approx(hidden.item())
+    assert rows[1]["synops"] == pytest.approx(3 * hidden.item())  # fan-out: 3 classes
+    assert rows[0]["rate"] == pytest.approx(hidden.item() / (5 * T))
+    assert rows[0]["sparsity"] == pytest.approx(1 - rows[0]["rate"])
+
+
+def test_current_encoding_pays_the_first_layer_macs_once():
+    x = torch.rand(3, 1, 2, 3)
+    rows = energy.count(cq.convert(tiny_linear(), 16, "current"), x)
+    assert rows[0]["synops"] == 0 and rows[0]["snn_macs"] == rows[0]["macs"] == 30
+    assert rows[1]["synops"] > 0
+
+
+def test_energy_uses_the_cited_figures():
+    assert (energy.MAC_PJ, energy.ADD_PJ) == (4.6, 0.9)
+    rows = [{"macs": 100, "cnn_adds": 10, "synops": 50, "snn_macs": 2}]
+    e = energy.energy(rows)
+    assert e["cnn"] == pytest.approx(100 * 4.6 + 10 * 0.9)
+    assert e["snn"] == pytest.approx(50 * 0.9 + 2 * 4.6)
+    assert e["ratio"] == pytest.approx(e["cnn"] / e["snn"])
+    assert energy.energy([{"macs": 1, "cnn_adds": 0, "synops": 0, "snn_macs": 0}])["ratio"] == float("inf")
+
+
+def test_synops_grow_linearly_with_T_on_digits():
+    model = cq.load(cq.shipped("digits_cnn_cq16.pt"))
+    x = cq.data.load("digits", "test", limit=8).images
+    ops = {T: sum(r["synops"] for r in energy.count(cq.convert(model, T, "spikes"), x)) for T in (16, 32)}
+    assert ops[32] == pytest.approx(2 * ops[16], rel=0.1)
+    rows = energy.count(cq.convert(model, 16, "spikes"), x)
+    assert [r["name"] for r in rows] == ["Conv2d 1->32", "Conv2d 32->32", "AvgPool2d 4", "Conv2d 32->64",
+                                         "AvgPool2d 4", "Linear 256->10"]
+    assert all(0 <= r["sparsity"] <= 1 for r in rows[:-1])
+
+
+def test_unsupported_synapse_is_a_clear_error():
+    with pytest.raises(ValueError, match="exactly one"):
+        energy.synaptic_operations(nn.Sequential(nn.AvgPool2d(2), nn.Conv2d(1, 1, 1)), torch.ones(1, 1, 4, 4))
+    with pytest.raises(ValueError, match="exactly one"):
+        energy.cnn_operations(nn.Sequential(nn.MaxPool2d(2)), torch.ones(1, 1, 4, 4))

@@ -1,0 +1,182 @@
+"""The widgets of chapters 6-10, without a browser: update functions against closed forms and the
+library, explorers that build and redraw, and the matplotlib path of static_mode()."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+import cqlearn as cq
+from cqlearn.widgets import bits, energy, raster, timesteps
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cq16():
+    return cq.load(cq.shipped("digits_cnn_cq16.pt"))
+
+
+@pytest.fixture(scope="module")
+def few():
+    return cq.data.load("digits", "test", limit=24)
+
+
+@pytest.fixture
+def static(monkeypatch):
+    monkeypatch.setenv("CQ_STATIC", "1")
+
+
+@pytest.fixture
+def live(monkeypatch):
+    pytest.importorskip("anywidget")
+    monkeypatch.delenv("CQ_STATIC", raising=False)
+
+
+# Chapter 6: rasters and membranes -------------------------------------------------------------------
+
+def test_raster_data_matches_the_recording(cq16, few):
+    d = raster.raster_figure_data(cq16, few, image=3, layer=1, timesteps=20, encoding="spikes")
+    rec = cq.convert(cq16, 20, "spikes").run(few.images[3:4], record=True)
+    assert d["spikes"] == int(rec.counts[1].sum())
+    assert d["neurons"] == rec.counts[1][0].numel() and d["shown"] <= raster.MAX_NEURONS
+    assert len(d["raster_t"]) == len(d["raster_n"]) and d["raster_t"].min() >= 1 and d["raster_t"].max() <= 20
+    assert d["prediction"] == int(rec.output.argmax()) and d["label"] == int(few.labels[3])
+    v = rec.membrane[1][:, 0].reshape(20, -1)
+    s = rec.spikes[1][:, 0].reshape(20, -1)
+    for i, trace in d["traces"].items():
+        assert np.allclose(trace, v[:, i].numpy())
+        assert np.array_equal(d["trace_spikes"][i], np.nonzero(s[:, i].numpy())[0] + 1)
+    assert len(set(d["traces"])) == 3 and "layer 1, T = 20, spikes" in d["title"]
+    with pytest.raises(ValueError, match="layer"):
+        raster.raster_figure_data(cq16, few, layer=9)
+
+
+def test_raster_shows_the_range_of_rates():
+    spikes = torch.zeros(10, 400, dtype=torch.bool)
+    for n in range(400):
+        spikes[: n % 11, n] = True  # counts 0..10
+    shown = raster._shown(spikes, max_neurons=50)
+    counts = spikes.sum(0)[shown]
+    assert len(shown) == 50 and counts.min() == 1 and counts.max() == 10
+    assert torch.all(counts[:-1] >= counts[1:])  # most active first
+    chosen = raster.chosen_neurons(spikes.sum(0), timesteps=12)  # counts nearest 9, 6 and 2.4
+    assert spikes.sum(0)[chosen].tolist() == [9, 6, 2] and len(set(chosen)) == 3
+
+
+def test_encodings_data_follow_their_definitions(few):
+    x = few.images[0]
+    T = 24
+    d = raster.encodings_data(x, T)
+    assert np.allclose(d["current"], np.broadcast_to(x.flatten().numpy(), (T, x.numel())))
+    counts = torch.floor(x.flatten().double() * T + 1e-4)
+    assert np.array_equal(d["spikes"].sum(0), counts.numpy())
+    assert set(np.unique(d["poisson"])) <= {0.0, 1.0}
+    assert abs(d["poisson"].sum() - counts.sum().item()) < 0.25 * counts.sum().item()
+    assert isinstance(raster.encodings_figure(x, 8), Figure)
+
+
+# Chapter 7: time steps and accuracy -----------------------------------------------------------------
+
+def test_timesteps_data_is_exact_in_the_first_layer_at_T_equal_L(cq16, few):
+    d = timesteps.timesteps_figure_data(cq16, few, timesteps=16, levels=16, encoding="current", images=16)
+    assert d["exact"][0] == 1.0 and d["error_levels"][0] == 0.0
+    assert len(d["layer"]) == 5 and np.all((0 <= d["exact"]) & (d["exact"] <= 1))
+    assert 0 <= d["agreement"] <= 1 and "L = 16, T = 16" in d["title"]
+    rows = cq.analysis.layer_agreement(cq16, cq.convert(cq16, 16, "current"), few.images[:16])
+    assert np.allclose(d["exact"], [r["exact"] for r in rows])
+    coarse = timesteps.timesteps_figure_data(cq16, few, timesteps=4, levels=16, encoding="current", images=16)
+    assert coarse["error_levels"][0] > 0  # 4 steps cannot count 16 levels
+
+
+def test_timing_toy_closed_forms():
+    for T in (8, 16, 33):
+        first = timesteps.timing_toy(T, "positive first", weight=0.5)
+        # T//2 excitatory spikes of 0.5 each: one spike every second step, then inhibition only
+        assert first["count"] == (T // 2) // 2 and first["expected"] == 0
+        assert first["positive"].sum() == first["negative"].sum() == T // 2
+        for order in ("interleaved", "negative first"):
+            assert timesteps.timing_toy(T, order, weight=0.5)["count"] == 0
+    d = timesteps.timing_toy(16, "positive first", weight=1.0)
+    assert d["count"] == 8 and d["membrane"][-1] == -8
+    with pytest.raises(ValueError, match="order"):
+        timesteps.timing_toy(8, "sideways")
+    assert isinstance(timesteps.timing_toy_figure(8), Figure)
+
+
+# Chapter 8: low-precision weights -------------------------------------------------------------------
+
+def test_bits_data_rounds_to_n_bit_steps(cq16, few):
+    snn = cq.convert(cq16, 8, "spikes")
+    for n in (2, 4, 8):
+        d = bits.bits_figure_data(snn, few, bits=n, layer=1, images=16)
+        assert len(d["values"]) <= 2 ** n and d["counts"].sum() == len(d["weights"])
+        assert np.all(np.abs(d["quantized"] - d["weights"]) <= d["step"] / 2 + 1e-6 + (d["weights"] > 1 - d["step"]))
+        assert np.allclose(d["values"] / d["step"], np.round(d["values"] / d["step"]))
+    fine = bits.bits_figure_data(snn, few, bits=12, layer=0, images=16)
+    assert fine["agreement"] >= 0.9 and fine["layer_error"].max() < 0.5
+    coarse = bits.bits_figure_data(snn, few, bits=2, layer=0, images=16)
+    assert coarse["layer_error"].mean() > fine["layer_error"].mean()
+    assert "the readout" in bits.bits_figure_data(snn, few, 4, layer=5, images=4)["title"]
+    with pytest.raises(ValueError, match="no weights"):
+        bits.bits_figure_data(snn, few, bits=4, layer=2)
+    assert bits.weighted_layers(snn) == [0, 1, 3, 5]
+
+
+def test_accuracy_vs_bits_table(cq16, few):
+    snn = cq.convert(cq16, 8, "spikes")
+    table = bits.accuracy_vs_bits(snn, few, bits=(3, 10), progress=False)
+    assert list(table) == ["full", 3, 10]
+    assert table["full"] == cq.evaluate(snn, few) and table[10] >= table["full"] - 0.05
+
+
+# Chapter 10: energy ---------------------------------------------------------------------------------
+
+def test_energy_data_matches_the_energy_module(cq16, few):
+    d = energy.energy_figure_data(cq16, few, timesteps=16, images=8)
+    rows = cq.energy.count(cq.convert(cq16, 16, "spikes"), few.images[:8])
+    assert np.allclose(d["synops"], [r["synops"] for r in rows])
+    assert np.allclose(d["macs"], [r["macs"] + r["cnn_adds"] for r in rows])
+    assert d["cnn_uj"] == pytest.approx(cq.energy.energy(rows)["cnn"] / 1e6)
+    assert len(d["sparsity"]) == 5 and np.all((0 < d["sparsity"]) & (d["sparsity"] < 1))
+    double = energy.energy_figure_data(cq16, few, timesteps=32, images=8)
+    assert double["snn_uj"] > 1.5 * d["snn_uj"] and double["cnn_uj"] == d["cnn_uj"]
+    assert ("less" in d["title"]) == (d["ratio"] >= 1)
+
+
+# Explorers: live (plotly FigureWidget) and static (matplotlib) -------------------------------------
+
+def test_explorers_build_from_their_starting_values_and_redraw(live, cq16, few):
+    snn = cq.convert(cq16, 8, "spikes")
+    cases = [
+        (raster.raster_explorer(cq16, few, image=2, layer=1, timesteps=12), "image", 5, "image 2"),
+        (timesteps.timesteps_explorer(cq16, few, timesteps=12, levels=16, images=8), "timesteps", 16, "T = 12"),
+        (bits.bits_explorer(snn, few, bits=5, images=8), "bits", 3, "5-bit"),
+        (energy.energy_explorer(cq16, few, timesteps=12, images=4), "timesteps", 24, "T = 12"),
+    ]
+    for box, name, value, first in cases:
+        title = box.figure.layout.title.text
+        assert first in title
+        box.controls[name].value = value
+        assert box.figure.layout.title.text != title
+
+
+def test_static_mode_draws_matplotlib_small_multiples(static, cq16, few):
+    snn = cq.convert(cq16, 8, "spikes")
+    figures = [raster.raster_explorer(cq16, few, timesteps=8),
+               timesteps.timesteps_explorer(cq16, few, images=4),
+               bits.bits_explorer(snn, few, images=4),
+               energy.energy_explorer(cq16, few, images=2)]
+    assert all(isinstance(f, Figure) for f in figures)
+    assert all(f.get_suptitle() for f in figures)
+    for f in figures:
+        for ax in f.axes:
+            if ax.get_label() != "<colorbar>":
+                assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()

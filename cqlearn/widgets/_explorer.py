@@ -1,0 +1,58 @@
+"""Wiring shared by the explorers of chapters 1 to 5: controls -> update function -> plotly figure.
+
+An explorer is a plain `redraw(figure, **values)` that writes the output of a tested
+`*_figure_data` function into a plotly FigureWidget. `explorer` builds the box of controls above the
+figure, draws the first state from the controls' starting values and redraws on every change.
+"""
+import functools
+
+import torch
+from matplotlib.figure import Figure
+
+
+def single_threaded(function):
+    """Run `function` with one torch thread. Update functions work on a few thousand numbers; on a
+    shared CPU, waking torch's worker threads for them costs tens of milliseconds, one thread < 1 ms."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+    return wrapper
+
+
+def explorer(controls, figure, redraw):
+    """An ipywidgets VBox: `controls` (a dict name -> widget, shown in order) above `figure`.
+
+    Every change of a control calls redraw(figure, **values) inside one batch update. The box keeps
+    `.figure`, `.controls` and `.refresh()` (redraw now) for tests and for scripting a chapter."""
+    import ipywidgets
+
+    def refresh(change=None):
+        with figure.batch_update():
+            redraw(figure, **{name: control.value for name, control in controls.items()})
+
+    for control in controls.values():
+        control.observe(refresh, names="value")
+    refresh()
+    box = ipywidgets.VBox([ipywidgets.VBox(list(controls.values())), figure])
+    box.figure, box.controls, box.refresh = figure, controls, refresh
+    return box
+
+
+def slider_style():
+    """Layout and style that keep long descriptions readable."""
+    import ipywidgets
+
+    return {"style": {"description_width": "11em"}, "layout": ipywidgets.Layout(width="34em")}
+
+
+def small_multiples(rows, cols, width=3.4, height=2.6):
+    """A matplotlib Figure (not registered with pyplot, so a notebook shows it once, as the value of
+    its cell) with a rows x cols grid of axes."""
+    figure = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    axes = figure.subplots(rows, cols, squeeze=False)
+    return figure, axes

@@ -1,0 +1,109 @@
+"""Conversion (chapter 5): how each spiking layer's counts compare with the CQ-CNN's activations.
+
+`conversion_figure_data` is the update function of the conversion explorer: for T, an encoding and a
+layer it tabulates each neuron's CQ-CNN activation a against its spike count N, so exact neurons
+(N = a * T) lie on the diagonal.
+"""
+import functools
+
+import numpy as np
+import torch
+
+from ..analysis import cq_activations, input_rates
+from ..convert import convert
+from . import static_mode
+from ._explorer import explorer, slider_style, small_multiples
+
+
+def agreement_table(rows):
+    """The rows of cq.analysis.layer_agreement as a fixed-width text table (chapter 5)."""
+    lines = [f"{'layer':>5}  {'neurons':>7}  {'exact counts':>12}  {'mean error (spikes)':>19}", "-" * 50]
+    lines += [f"{r['layer']:>5}  {r['neurons']:>7}  {100 * r['exact']:>10.2f} %  {r['mae_spikes']:>19.3f}"
+              for r in rows]
+    return "\n".join(lines)
+
+
+@torch.no_grad()
+def simulate_layers(model, x, timesteps, encoding="current"):
+    """Per spiking layer: (CQ-CNN activations, SNN spike counts), both flattened to (N, neurons), for
+    `model` converted at `timesteps` with `encoding`. The CNN sees the input as the SNN does."""
+    snn = convert(model, timesteps, encoding)
+    counts = snn.run(x).counts
+    acts = cq_activations(model, input_rates(snn, x))
+    return [(a.flatten(1), n.flatten(1)) for a, n in zip(acts, counts)]
+
+
+def conversion_figure_data(pairs, layer, timesteps, levels):
+    """What the conversion explorer draws for one layer (chapter 5).
+
+    pairs: simulate_layers(...). Returns a dict: grid ((levels + 1) x (timesteps + 1) neuron counts,
+    row k: activation k / levels, column n: n spikes), exact (share of neurons with N = a * T),
+    mae (mean |N - a * T| in spikes), activation, rate (axes of the grid), title."""
+    a, n = pairs[layer]
+    k = torch.round(a * levels).long().flatten().clamp(0, levels)
+    n_flat = n.long().flatten().clamp(0, timesteps)
+    grid = torch.zeros((levels + 1) * (timesteps + 1), dtype=torch.long)
+    grid.index_add_(0, k * (timesteps + 1) + n_flat, torch.ones_like(k))
+    error = (n - a * timesteps).abs()
+    exact, mae = (error < 1e-3).float().mean().item(), error.mean().item()
+    title = (f"layer {layer}, T = {timesteps}: {100 * exact:.1f} % of counts equal a·T, "
+             f"mean error {mae:.2f} spikes")
+    return {"grid": grid.reshape(levels + 1, timesteps + 1).numpy(), "exact": exact, "mae": mae,
+            "activation": np.arange(levels + 1) / levels, "rate": np.arange(timesteps + 1) / timesteps,
+            "title": title}
+
+
+def conversion_figure():
+    import plotly.graph_objects as go
+
+    fig = go.FigureWidget()
+    fig.add_heatmap(colorscale="Viridis", colorbar={"title": {"text": "log10(1 + neurons)"}})
+    fig.add_scatter(name="rate = activation", mode="lines", x=[0, 1], y=[0, 1], line={"color": "red", "dash": "dash"})
+    fig.update_layout(height=480, width=620, margin={"t": 70, "l": 70, "r": 20, "b": 60}, title={"x": 0.5},
+                      xaxis={"title": {"text": "CQ-CNN activation a"}, "range": [-0.05, 1.05]},
+                      yaxis={"title": {"text": "SNN rate N/T (spikes per step)"}, "range": [-0.05, 1.05]},
+                      showlegend=False)
+    return fig
+
+
+def conversion_small_multiples(pairs, timesteps, levels, title):
+    figure, axes = small_multiples(1, len(pairs), width=3.0, height=3.0)
+    for layer, ax in enumerate(axes[0]):
+        d = conversion_figure_data(pairs, layer, timesteps, levels)
+        ax.pcolormesh(d["activation"], d["rate"], np.log10(1 + d["grid"].T), shading="nearest", cmap="viridis")
+        ax.plot([0, 1], [0, 1], color="r", ls="--", lw=0.8)
+        ax.set(title=f"layer {layer}: {100 * d['exact']:.1f} % exact\nmean error {d['mae']:.2f} spikes",
+               xlabel="CQ-CNN activation a", ylabel="SNN rate N/T", aspect="equal")
+        ax.title.set_fontsize(9)
+    figure.suptitle(title)
+    return figure
+
+
+def conversion_explorer(model, x, timesteps=16, layer=0, encoding="current"):
+    """Chapter 5's explorer: T (first slider), the layer and the encoding; a heat map of CQ-CNN
+    activation against SNN rate over the images x, the title giving the share of exact counts."""
+    levels = next(m.levels for m in model.modules() if hasattr(m, "levels"))
+
+    @functools.lru_cache(maxsize=16)
+    def pairs(timesteps, encoding):
+        return simulate_layers(model, x, timesteps, encoding)
+
+    if static_mode():
+        return conversion_small_multiples(pairs(timesteps, encoding), timesteps, levels,
+                                          f"CQ-CNN activation against SNN rate, T = {timesteps}, {encoding} encoding")
+    import ipywidgets as w
+
+    def redraw(fig, timesteps, layer, encoding):
+        d = conversion_figure_data(pairs(timesteps, encoding), layer, timesteps, levels)
+        fig.data[0].x, fig.data[0].y, fig.data[0].z = d["activation"], d["rate"], np.log10(1 + d["grid"].T)
+        fig.layout.title.text = d["title"] + f" ({encoding})"
+
+    controls = {
+        "timesteps": w.SelectionSlider(value=timesteps, options=[4, 8, 12, 16, 24, 32, 48, 64],
+                                       description="time steps T", **slider_style()),
+        "layer": w.IntSlider(value=layer, min=0, max=len(pairs(timesteps, encoding)) - 1, description="layer",
+                             **slider_style()),
+        "encoding": w.ToggleButtons(value=encoding, options=["current", "spikes", "poisson"], description="encoding",
+                                    style={"description_width": "11em"}),
+    }
+    return explorer(controls, conversion_figure(), redraw)

@@ -95,6 +95,26 @@ def neuron_figure_data(current, timesteps, threshold=1.0, reset="subtract"):
     }
 
 
+def count_vs_current(timesteps=16, threshold=1.0, ax=None):
+    """Matplotlib axes: spikes in T steps against a constant current for both reset modes, next to
+    floor(a * T / threshold). Subtraction follows the floor law up to a = threshold; reset to zero
+    falls below it wherever threshold / a is not a whole number (chapter 3)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        ax = plt.subplots(figsize=(6.5, 3.8), constrained_layout=True)[1]
+    a = torch.linspace(0, 1.25 * threshold, 1001, dtype=torch.float64)
+    law = torch.floor(a * timesteps / threshold + TOLERANCE)
+    ax.plot(a, law, color="0.6", lw=4, alpha=0.6, label="⌊aT/θ⌋" if threshold != 1 else "⌊aT⌋")
+    for reset, style in zip(RESETS, ("-", "--")):
+        counts = simulate(a, timesteps, threshold, reset)[0].sum(0)
+        ax.plot(a, counts, style, lw=1.5, label=f"IF, reset {'by subtraction' if reset == 'subtract' else 'to zero'}")
+    ax.set(title=f"Spikes in T = {timesteps} steps against input current (θ = {threshold:g})",
+           xlabel="input current a (per step, same units as θ)", ylabel="spike count N")
+    ax.legend(loc="upper left", fontsize=8)
+    return ax
+
+
 def neuron_figure():
     """An empty plotly FigureWidget with the explorer's three panels and their labels."""
     import plotly.graph_objects as go

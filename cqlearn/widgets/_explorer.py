@@ -7,7 +7,6 @@ figure, draws the first state from the controls' starting values and redraws on 
 import functools
 
 import torch
-from matplotlib.figure import Figure
 
 
 def single_threaded(function):
@@ -51,8 +50,12 @@ def slider_style():
 
 
 def small_multiples(rows, cols, width=3.4, height=2.6):
-    """A matplotlib Figure (not registered with pyplot, so a notebook shows it once, as the value of
-    its cell) with a rows x cols grid of axes."""
-    figure = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    """A matplotlib Figure with a rows x cols grid of axes (a 2-d array). The figure is made by pyplot,
+    which sets up the notebook's inline display, and closed at once, so pyplot does not show it again
+    at the end of the cell: a notebook shows it once, when it is the value of a cell."""
+    import matplotlib.pyplot as plt
+
+    figure = plt.figure(figsize=(width * cols, height * rows), layout="constrained")
+    plt.close(figure)
     axes = figure.subplots(rows, cols, squeeze=False)
     return figure, axes

@@ -46,8 +46,7 @@ def conversion_figure_data(pairs, layer, timesteps, levels):
     grid.index_add_(0, k * (timesteps + 1) + n_flat, torch.ones_like(k))
     error = (n - a * timesteps).abs()
     exact, mae = (error < 1e-3).float().mean().item(), error.mean().item()
-    title = (f"layer {layer}, T = {timesteps}: {100 * exact:.1f} % of counts equal a·T, "
-             f"mean error {mae:.2f} spikes")
+    title = f"layer {layer}, T = {timesteps}: {100 * exact:.1f} % exact (N = a·T), mean error {mae:.2f} spikes"
     return {"grid": grid.reshape(levels + 1, timesteps + 1).numpy(), "exact": exact, "mae": mae,
             "activation": np.arange(levels + 1) / levels, "rate": np.arange(timesteps + 1) / timesteps,
             "title": title}
@@ -59,7 +58,7 @@ def conversion_figure():
     fig = go.FigureWidget()
     fig.add_heatmap(colorscale="Viridis", colorbar={"title": {"text": "log10(1 + neurons)"}})
     fig.add_scatter(name="rate = activation", mode="lines", x=[0, 1], y=[0, 1], line={"color": "red", "dash": "dash"})
-    fig.update_layout(height=480, width=620, margin={"t": 70, "l": 70, "r": 20, "b": 60}, title={"x": 0.5},
+    fig.update_layout(height=500, width=760, margin={"t": 70, "l": 70, "r": 20, "b": 60}, title={"x": 0.5},
                       xaxis={"title": {"text": "CQ-CNN activation a"}, "range": [-0.05, 1.05]},
                       yaxis={"title": {"text": "SNN rate N/T (spikes per step)"}, "range": [-0.05, 1.05]},
                       showlegend=False)
@@ -96,7 +95,7 @@ def conversion_explorer(model, x, timesteps=16, layer=0, encoding="current"):
     def redraw(fig, timesteps, layer, encoding):
         d = conversion_figure_data(pairs(timesteps, encoding), layer, timesteps, levels)
         fig.data[0].x, fig.data[0].y, fig.data[0].z = d["activation"], d["rate"], np.log10(1 + d["grid"].T)
-        fig.layout.title.text = d["title"] + f" ({encoding})"
+        fig.layout.title.text = f"{d['title']}, {encoding} encoding"
 
     controls = {
         "timesteps": w.SelectionSlider(value=timesteps, options=[4, 8, 12, 16, 24, 32, 48, 64],

@@ -9,20 +9,24 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .convert import convert
+from .fold import fold_batchnorm
 from .quant import CQ
 from .train import evaluate, predict
 
 
 @torch.no_grad()
 def cq_activations(model, x):
-    """The output of every CQ module of `model` for the batch x, in order."""
-    outputs, hooks = [], [m.register_forward_hook(lambda m, i, o: outputs.append(o))
-                          for m in model.modules() if isinstance(m, CQ)]
+    """The output of every CQ module of `model` for the batch x, in order. BatchNorm is folded first,
+    as `convert` does: folding is exact in real numbers but not in float32, and a pre-activation a hair
+    from a level would otherwise round one way in the CNN and the other in the SNN."""
     was_training = model.training
+    folded = fold_batchnorm(model.eval())
+    model.train(was_training)
+    outputs, hooks = [], [m.register_forward_hook(lambda m, i, o: outputs.append(o))
+                          for m in folded.modules() if isinstance(m, CQ)]
     try:
-        model.eval()(x)
+        folded(x)
     finally:
-        model.train(was_training)
         for hook in hooks:
             hook.remove()
     return outputs

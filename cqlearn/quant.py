@@ -41,7 +41,10 @@ def check_mode(mode):
 def staircase(x, levels, mode="floor"):
     """The CQ forward value, without a gradient: clamp(q(x * levels) / levels, 0, 1). Chapter 2."""
     shift = 0.5 if mode == "round" else 0.0
-    return (torch.floor(x * levels + shift + TOLERANCE) / levels).clamp(0.0, 1.0)
+    # float64, in the same order of operations as the IF neuron's closed form (neuron.py), so that the
+    # SNN's first layer rounds exactly as the CNN does, even a hair from a level
+    steps = torch.floor(x.double() * levels + shift + TOLERANCE)
+    return (steps / levels).clamp(0.0, 1.0).to(x.dtype)
 
 
 class _StraightThrough(torch.autograd.Function):

@@ -14,7 +14,7 @@ def test_round_trip_keeps_weights_architecture_and_metadata(tmp_path):
     loaded = cq.load(path)
     assert not loaded.training
     assert loaded.meta == {"dataset": "digits", "levels": 8, "accuracies": {"cq": 0.98}}
-    assert [m.levels for m in loaded.modules() if isinstance(m, cq.CQ)] == [8] * 5
+    assert [m.levels for m in loaded.modules() if isinstance(m, cq.CQ)] == [8] * 4
     assert all(m.mode == "round" for m in loaded.modules() if isinstance(m, cq.CQ))
     x = torch.rand(4, 1, 8, 8)
     assert torch.equal(loaded(x), model.eval()(x))

@@ -77,4 +77,4 @@ def test_convert_leaves_the_model_as_it_was():
     snn = cq.convert(model, 16)
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert len(snn.layers) == 5 and snn.timesteps == 16 and snn.encoding == "spikes"
+    assert len(snn.layers) == 4 and snn.timesteps == 16 and snn.encoding == "spikes"

@@ -46,7 +46,7 @@ def test_to_cq_swaps_activations_and_keeps_weights():
     twin = cq.to_cq(plain, levels=8, mode="round")
     assert not any(isinstance(m, nn.ReLU) for m in twin.modules())
     cqs = [m for m in twin.modules() if isinstance(m, cq.CQ)]
-    assert len(cqs) == 5 and all(m.levels == 8 and m.mode == "round" for m in cqs)
+    assert len(cqs) == 4 and all(m.levels == 8 and m.mode == "round" for m in cqs)
     assert plain.state_dict().keys() == twin.state_dict().keys()
     assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), twin.state_dict().values()))
     assert twin.arch["kwargs"]["activation"] == "cq" and twin.arch["kwargs"]["levels"] == 8
@@ -61,8 +61,8 @@ def test_to_cq_gives_every_avgpool_a_cq():
 
 def test_to_clamp_then_to_cq():
     clamp = cq.to_clamp(cq.models.digits_cnn())
-    assert sum(isinstance(m, cq.Clamp) for m in clamp.modules()) == 5
-    assert sum(isinstance(m, cq.CQ) for m in cq.to_cq(clamp).modules()) == 5
+    assert sum(isinstance(m, cq.Clamp) for m in clamp.modules()) == 4
+    assert sum(isinstance(m, cq.CQ) for m in cq.to_cq(clamp).modules()) == 4
 
 
 def test_to_cq_needs_a_sequential():

@@ -42,4 +42,4 @@ def fold_batchnorm(model):
             out[-1] = fold_into(out[-1], layer)
         else:
             out.append(layer)
-    return nn.Sequential(*out)
+    return nn.Sequential(*out).eval()  # folding holds for the eval-mode network only

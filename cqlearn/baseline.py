@@ -19,8 +19,8 @@ Unlike a CQ-CNN, the ReLU CNN's activations are not multiples of 1/T, so the SNN
 CNN as T grows, and timing errors add up layer by layer.
 """
 import copy
+import math
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -89,8 +89,8 @@ def scales(model, data, percentile=100.0):
     result = []
     for values in per_layer:
         values = torch.cat(values)
-        if percentile < 100:
-            values = torch.tensor(np.percentile(values.double().numpy(), percentile))
+        if percentile < 100:  # nearest rank: the smallest value with `percentile` % of the values at or below it
+            values = values.cpu().kthvalue(max(1, math.ceil(percentile / 100 * len(values)))).values
         value = float(values.max())
         result.append(value if value > 0 else 1.0)  # a layer that never fires keeps threshold 1
     return result

@@ -76,6 +76,22 @@ def synaptic_operations(synapse, counts):
 
 
 @torch.no_grad()
+def cnn_costs(snn, shape):
+    """Per layer of `snn` (spiking layers, then the readout) for one input image of `shape` (C, H, W),
+    without simulating: layer, name, shape (the layer's output per image), neurons, macs, cnn_adds.
+    Chapters 9 and 10."""
+    rows, h = [], torch.zeros(1, *shape, dtype=next(snn.parameters()).dtype)
+    synapses = [layer.synapse for layer in snn.layers] + [snn.readout]
+    for i, synapse in enumerate(synapses):
+        op = _operation(synapse)
+        macs, adds = cnn_operations(synapse, h)
+        h = synapse(h)
+        rows.append({"layer": i if i < len(snn.layers) else "readout", "name": _name(op),
+                     "shape": tuple(h.shape[1:]), "neurons": h[0].numel(), "macs": macs, "cnn_adds": adds})
+    return rows
+
+
+@torch.no_grad()
 def count(snn, x, seed=0):
     """Per layer of `snn` (spiking layers, then the readout), averaged over the images of the batch x:
 
@@ -92,24 +108,18 @@ def count(snn, x, seed=0):
         generator = torch.Generator(device=x.device).manual_seed(seed)  # the stream snn.run draws from
         inputs = encode(x, T, snn.encoding, generator).sum(0, dtype=x.dtype)
     synapses = [layer.synapse for layer in snn.layers] + [snn.readout]
-    outputs = rec.counts + [rec.output]
-    rows, h = [], x
-    for i, (synapse, out) in enumerate(zip(synapses, outputs)):
-        op = _operation(synapse)
-        macs, adds = cnn_operations(synapse, h)
-        row = {"layer": i if i < len(snn.layers) else "readout", "name": _name(op),
-               "neurons": out[0].numel(), "macs": macs, "cnn_adds": adds, "snn_macs": 0}
+    rows = cnn_costs(snn, x.shape[1:])
+    for i, (row, synapse, out) in enumerate(zip(rows, synapses, rec.counts + [rec.output])):
+        del row["shape"]
         if inputs is None:  # pixels as a constant current: one pass of MACs, no spikes in
-            row.update(input_spikes=0.0, synops=0.0, snn_macs=macs)
+            row.update(snn_macs=row["macs"], input_spikes=0.0, synops=0.0)
         else:
-            row.update(input_spikes=inputs.sum().item() / len(x),
+            row.update(snn_macs=0, input_spikes=inputs.sum().item() / len(x),
                        synops=synaptic_operations(synapse, inputs).mean().item())
         if i < len(snn.layers):
             rate = out.sum().item() / (out.numel() * T)
             row.update(spikes=out.sum().item() / len(x), rate=rate, sparsity=1 - rate)
             inputs = out
-        h = synapse(h)
-        rows.append(row)
     return rows
 
 
@@ -131,4 +141,4 @@ def _name(op):
     return f"AvgPool2d {_area(op.kernel_size)}"
 
 
-__all__ = ["MAC_PJ", "ADD_PJ", "cnn_operations", "synaptic_operations", "count", "energy"]
+__all__ = ["MAC_PJ", "ADD_PJ", "cnn_operations", "cnn_costs", "synaptic_operations", "count", "energy"]

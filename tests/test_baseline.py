@@ -97,7 +97,8 @@ def test_digits_baseline_approaches_the_plain_cnn():
     plain = cq.load(cq.shipped("digits_cnn_plain.pt"))
     train, test = cq.data.load("digits", "train", limit=300), cq.data.load("digits", "test", limit=60)
     snn = baseline.normalise(plain, train, timesteps=64, encoding="current")
-    assert len(snn.layers) == 5 and all(s > 0 for s in snn.scales)
+    relus = sum(isinstance(m, nn.ReLU) for m in plain.modules())
+    assert len(snn.layers) == len(snn.scales) == relus and all(s > 0 for s in snn.scales)
     assert cq.evaluate(snn, test) >= cq.evaluate(plain, test) - 0.05
 
 
@@ -118,3 +119,10 @@ def test_clear_errors():
         baseline.normalise(nn.Linear(6, 2), x)
     with pytest.raises(ValueError, match="timesteps"):
         baseline.normalise(tiny(), x, timesteps=0)
+
+
+def test_percentile_is_the_nearest_rank_of_all_activations(x):
+    net = tiny()
+    acts, _ = activations(net, x)
+    values = acts[0].flatten().sort().values
+    assert baseline.scales(net, x, percentile=50)[0] == pytest.approx(values[len(values) // 2 - 1].item())

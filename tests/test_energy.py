@@ -96,9 +96,17 @@ def test_synops_grow_linearly_with_T_on_digits():
     ops = {T: sum(r["synops"] for r in energy.count(cq.convert(model, T, "spikes"), x)) for T in (16, 32)}
     assert ops[32] == pytest.approx(2 * ops[16], rel=0.1)
     rows = energy.count(cq.convert(model, 16, "spikes"), x)
-    assert [r["name"] for r in rows] == ["Conv2d 1->32", "Conv2d 32->32", "AvgPool2d 4", "Conv2d 32->64",
-                                         "AvgPool2d 4", "Linear 256->10"]
-    assert all(0 <= r["sparsity"] <= 1 for r in rows[:-1])
+    assert all(0 <= r["sparsity"] <= 1 for r in rows[:-1]) and rows[-1]["layer"] == "readout"
+
+
+def test_count_names_every_layer_of_a_small_cnn():
+    model = cq.models.build([4, "P", 8, "P"], (1, 8, 8), 10, activation="cq").eval()
+    x = torch.rand(3, 1, 8, 8)
+    rows = energy.count(cq.convert(model, 8, "spikes"), x)
+    assert [r["name"] for r in rows] == ["Conv2d 1->4", "AvgPool2d 4", "Conv2d 4->8", "AvgPool2d 4", "Linear 32->10"]
+    assert [r["macs"] for r in rows] == [1 * 9 * 4 * 64, 0, 4 * 9 * 8 * 16, 0, 32 * 10]
+    assert [r["cnn_adds"] for r in rows] == [0, 4 * 4 * 16, 0, 4 * 8 * 4, 0]
+    assert rows[1]["synops"] == pytest.approx(rows[0]["spikes"])  # a pooling neuron's spike reaches 1 neuron
 
 
 def test_unsupported_synapse_is_a_clear_error():
@@ -106,3 +114,14 @@ def test_unsupported_synapse_is_a_clear_error():
         energy.synaptic_operations(nn.Sequential(nn.AvgPool2d(2), nn.Conv2d(1, 1, 1)), torch.ones(1, 1, 4, 4))
     with pytest.raises(ValueError, match="exactly one"):
         energy.cnn_operations(nn.Sequential(nn.MaxPool2d(2)), torch.ones(1, 1, 4, 4))
+
+
+def test_cnn_costs_list_shapes_and_macs_without_simulating():
+    model = cq.models.vgg_small(activation="cq")
+    rows = energy.cnn_costs(cq.convert(model, 4), (3, 32, 32))
+    assert rows[0] == {"layer": 0, "name": "Conv2d 3->32", "shape": (32, 32, 32), "neurons": 32 * 32 * 32,
+                       "macs": 3 * 9 * 32 * 32 * 32, "cnn_adds": 0}
+    assert rows[2]["name"] == "AvgPool2d 4" and rows[2]["cnn_adds"] == 4 * 32 * 16 * 16
+    assert rows[-1]["layer"] == "readout" and rows[-1]["macs"] == 256 * 10
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert len([r for r in rows if r["name"].startswith("Conv2d")]) == len(convs) == 7

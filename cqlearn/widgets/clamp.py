@@ -111,10 +111,6 @@ def sample_values(values, cap=30_000, seed=0):
     return flat
 
 
-def _nearest(table, key):
-    return table[min(table, key=lambda k: abs(k - key))] if table else None
-
-
 def clamp_title(ceiling, layer, clipped, accuracy=None, reference=None):
     text = f"ceiling c = {ceiling:.2f}: {100 * clipped:.1f} % of layer {layer} activations clipped"
     if accuracy is not None:
@@ -129,11 +125,11 @@ def clamp_figure_data(ceiling, values, layer=0, accuracies=None, reference=None,
     """What the clamp explorer draws for one ceiling c (chapter 1).
 
     values: pre-activations of one layer of a trained ReLU network (tensor or array, any shape).
-    accuracies: {ceiling: accuracy} from ceiling_sweep; reference: the ReLU network's accuracy.
+    accuracies: {ceiling: accuracy} from ceiling_sweep (None where c is not in it); reference: the
+    ReLU network's accuracy.
     Returns a dict: x, relu, clamped (the two activation functions); centers, counts (histogram of
     the positive ReLU outputs, as a fraction of all activations), over (True for bins above c);
-    clipped (fraction of activations above c); lost (mean of max(x - c, 0)); accuracy (the sweep's
-    value at the nearest ceiling, or None); title."""
+    clipped (fraction of activations above c); lost (mean of max(x - c, 0)); accuracy; title."""
     v = values.flatten().numpy() if torch.is_tensor(values) else np.asarray(values).ravel()
     x = np.linspace(-0.5, max(4.0, 1.1 * ceiling), 401)
     positive = v[v > 0]
@@ -141,7 +137,7 @@ def clamp_figure_data(ceiling, values, layer=0, accuracies=None, reference=None,
     counts, edges = np.histogram(positive, bins=bins, range=(0.0, top))
     centers = (edges[:-1] + edges[1:]) / 2
     clipped = float(np.mean(v > ceiling))
-    accuracy = _nearest(accuracies or {}, ceiling)
+    accuracy = (accuracies or {}).get(ceiling)
     return {
         "x": x, "relu": np.maximum(x, 0), "clamped": np.clip(x, 0, ceiling),
         "centers": centers, "counts": counts / v.size, "width": edges[1] - edges[0], "over": centers > ceiling,
@@ -188,7 +184,7 @@ def _explorer_state(model, dataset, ceilings, images, progress):
     return values, accuracies, evaluate(model, dataset)
 
 
-def clamp_small_multiples(values, layer, accuracies, reference, ceilings=(0.5, 1.0, 2.0, 4.0)):
+def clamp_small_multiples(values, layer, accuracies, reference, ceilings=(0.5, 1.0, 2.0, 3.0)):
     """Matplotlib figure: one layer's ReLU outputs with the part each ceiling clips in red."""
     figure, axes = small_multiples(1, len(ceilings), width=3.3, height=2.9)
     for ax, c in zip(axes[0], ceilings):
@@ -210,9 +206,9 @@ def clamp_explorer(model, dataset, ceiling=1.0, layer=0, images=256, ceilings=No
     """Chapter 1's explorer: the clamp ceiling c (first slider) and the layer of the trained ReLU
     network `model`; the figure shows the activation, which outputs c clips (over the first `images`
     of `dataset`), and the test accuracy on `dataset` with every activation clamped at c (no
-    retraining), swept over `ceilings` (default 0.25, 0.5, ..., 5; the slider's steps).
+    retraining), swept over `ceilings` (default 0.25, 0.5, ..., 3; the slider's steps).
     Static: small multiples."""
-    ceilings = sorted(ceilings or [round(0.25 * k, 2) for k in range(1, 21)])
+    ceilings = sorted(ceilings or [round(0.25 * k, 2) for k in range(1, 13)])
     values, accuracies, reference = _explorer_state(model, dataset, ceilings, images, progress)
     if static_mode():
         return clamp_small_multiples(values[layer], layer, accuracies, reference)

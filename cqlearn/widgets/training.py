@@ -73,7 +73,7 @@ def stage_figure():
     fig.add_bar(name="activations", marker={"color": "#1f77b4"})
     fig.add_scatter(name="1 spike per step", mode="lines", x=[1, 1], y=[1e-6, 1], line={"color": "red", "dash": "dash"})
     fig.update_layout(height=380, bargap=0, margin={"t": 70, "l": 70, "r": 20, "b": 50}, title={"x": 0.5},
-                      xaxis={"title": {"text": "activation (values above 3 in the last bin)"}, "range": [0, 3]},
+                      xaxis={"title": {"text": "activation (values above 3 in the last bin)"}, "range": [-0.06, 3.06]},
                       yaxis={"title": {"text": "fraction of activations"}, "type": "log", "exponentformat": "power"})
     return fig
 
@@ -83,11 +83,11 @@ def stage_small_multiples(acts, layer=0):
     for ax, stage in zip(axes[0], acts):
         d = stage_figure_data(stage, layer, acts)
         ax.bar(d["centers"], d["fraction"], width=d["width"], color="C0")
-        ax.axvline(1, color="r", ls="--", lw=1)
+        ax.axvline(1, color="r", ls="--", lw=0.8, alpha=0.7)
         ax.set_yscale("log")
         values = f"{d['distinct']} distinct values" if d["distinct"] <= 1000 else "> 1000 distinct values"
         ax.set(title=f"{NAMES.get(stage, stage)}: {100 * d['above']:.1f} % above 1\n{values}",
-               xlabel="activation (> 3 in the last bin)", ylabel="fraction of activations", xlim=(0, 3),
+               xlabel="activation (> 3 in the last bin)", ylabel="fraction of activations", xlim=(-0.06, 3.06),
                ylim=(1e-5, 1))
         ax.title.set_fontsize(9)
     figure.suptitle(f"Layer {layer}'s activations after each stage of the recipe")

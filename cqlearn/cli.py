@@ -1,5 +1,71 @@
-"""The `cqlearn` command: `cqlearn demo`, `cqlearn --help`."""
+"""The `cqlearn` command: `cqlearn demo`, `cqlearn train`, `cqlearn eval`, `cqlearn --help`."""
 import argparse
+import sys
+
+WEIGHT_BITS = (16, 12, 10, 9, 8, 7, 6, 5, 4)
+
+
+def _train_parser(commands):
+    train = commands.add_parser(
+        "train", help="staged CQ training (plain -> CQ) on mnist, fashion-mnist or cifar10, resumable",
+        description="Train the plain ReLU network, then its CQ twin, saving a checkpoint after every epoch in "
+        "--out (last.pt) and each stage's model when it ends; the final CQ-CNN is "
+        "OUT/DATASET_MODEL_cqLEVELS.pt. Uses the GPU when there is one (data on the device, mixed precision).")
+    train.add_argument("--model", required=True, help="mnist_cnn, vgg_small, vgg_star, vgg19, digits_cnn")
+    train.add_argument("--dataset", required=True, help="mnist, fashion-mnist, cifar10 (or digits)")
+    train.add_argument("--levels", type=int, default=16, help="CQ levels L (default: 16)")
+    train.add_argument("--mode", default="floor", choices=["floor", "round"], help="CQ mode (default: floor)")
+    train.add_argument("--epochs", type=int, nargs="+", default=[10, 5], metavar="N",
+                       help="epochs per stage: PLAIN CQ, or PLAIN CLAMP CQ, or one number for both (default: 10 5)")
+    train.add_argument("--out", required=True, help="folder for the checkpoints")
+    train.add_argument("--resume", action="store_true", help="go on from OUT/last.pt after an interruption")
+    train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, cosine decay per stage")
+    train.add_argument("--weight-decay", type=float, default=5e-4)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--width", type=float, help="width of mnist_cnn (channels) or multiplier of vgg_star/vgg19")
+    train.add_argument("--dropout", type=float, help="dropout before the readout (model default: 0.2)")
+    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                       help="random crop (padding 4) and flip (default: on for cifar10 only)")
+    train.add_argument("--limit", type=int, help="use only the first N training images (quick checks)")
+    train.add_argument("--test-limit", type=int, help="use only the first N test images")
+    train.add_argument("--root", help="dataset folder (default: $CQLEARN_DATA or ./data)")
+    train.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    train.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                       help="mixed precision (default: on with a GPU)")
+    train.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
+
+
+def _eval_parser(commands):
+    ev = commands.add_parser(
+        "eval", help="convert a CQ checkpoint and compare CNN, CQ-CNN and SNN at each T",
+        description="Convert the CQ-CNN in CHECKPOINT at each T (and with n-bit weights), print accuracy, "
+        "agreement with the CQ-CNN and per-layer exact spike counts, and append the rows to --results.")
+    ev.add_argument("checkpoint", help="a CQ checkpoint written by `cqlearn train` or cq.save")
+    ev.add_argument("--timesteps", type=int, nargs="+", default=[16, 32, 64], metavar="T")
+    ev.add_argument("--encoding", nargs="+", default=["spikes"], choices=["current", "spikes", "poisson"])
+    ev.add_argument("--weight-bits", type=int, nargs="*", metavar="BITS",
+                    help=f"also with n-bit weights, no retraining (e.g. {' '.join(map(str, WEIGHT_BITS))}); "
+                    "no values: that whole list")
+    ev.add_argument("--float-readout", action="store_true",
+                    help="keep the readout layer in float32 when quantizing weights (default: n-bit too)")
+    ev.add_argument("--dataset", help="dataset to test on (default: the checkpoint's)")
+    ev.add_argument("--limit", type=int, help="only the first N test images")
+    ev.add_argument("--layer-images", type=int, default=1000,
+                    help="images for the per-layer exact-match statistics (default: 1000)")
+    ev.add_argument("--batch-size", type=int, default=250)
+    ev.add_argument("--results", help="append the rows to this .csv or .md file")
+    ev.add_argument("--baseline", metavar="PLAIN_CHECKPOINT",
+                    help="also convert this plain ReLU network naively (cqlearn.baseline, data-based normalisation)")
+    ev.add_argument("--percentile", type=float, default=99.9,
+                    help="percentile of the activations that sets the baseline's scales (default: 99.9)")
+    ev.add_argument("--record", action="store_true",
+                    help="also store the measured accuracies in the checkpoint's metadata")
+    ev.add_argument("--root", help="dataset folder (default: $CQLEARN_DATA or ./data)")
+    ev.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    ev.add_argument("--threads", type=int, help="CPU threads for torch")
+    ev.add_argument("--no-progress", action="store_true")
 
 
 def main(argv=None):
@@ -14,11 +80,31 @@ def main(argv=None):
     demo.add_argument("--levels", type=int, default=16, help="CQ levels L (default: 16)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.add_argument("--quick", action="store_true", help="a few epochs only, to check that it runs")
+    _train_parser(commands)
+    _eval_parser(commands)
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+        torch.set_num_threads(args.threads)
     if args.command == "demo":
         from .demo import run
         run(args.out, args.levels, args.seed, args.quick)
+    elif args.command == "train":
+        from .experiments import train_run
+        kwargs = {k: v for k, v in (("width", args.width), ("dropout", args.dropout)) if v is not None}
+        if "width" in kwargs and kwargs["width"] == int(kwargs["width"]) and args.model in ("mnist_cnn", "digits_cnn"):
+            kwargs["width"] = int(kwargs["width"])
+        train_run(args.out, args.model, args.dataset, args.levels, args.epochs, args.mode, args.lr, args.batch_size,
+                  args.weight_decay, args.seed, args.limit, args.test_limit, args.augment, args.root, args.device,
+                  args.amp, args.resume, kwargs, progress=not args.no_progress, command=argv)
+    elif args.command == "eval":
+        from .experiments import eval_run
+        bits = WEIGHT_BITS if args.weight_bits == [] else args.weight_bits
+        eval_run(args.checkpoint, args.timesteps, args.encoding, bits or (), not args.float_readout, args.dataset,
+                 args.limit, args.layer_images, args.batch_size, args.results, args.record, args.root, args.device,
+                 progress=not args.no_progress, command=argv, baseline=args.baseline, percentile=args.percentile)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,18 @@
 """Datasets as images in [0, 1] of shape (C, H, W), never normalised (chapter 1).
 
 "digits" (scikit-learn's bundled 8x8 handwritten digits) is embedded and needs no network. "mnist",
-"fashion-mnist" and "cifar10" come from local files under `root` (default: the CQLEARN_DATA variable,
-else ./data), either torchvision's own folder layout or one `NAME.npz` holding uint8 arrays x_train,
-y_train, x_test, y_test; with download=True torchvision fetches them.
+"fashion-mnist" and "cifar10" are read from local files under `root` (default: the CQLEARN_DATA
+variable, else ./data), in this order:
+
+1. `NAME.npz` holding uint8 arrays x_train, y_train, x_test, y_test (the offline format);
+2. the original files: MNIST and Fashion-MNIST idx files (plain or .gz) in `root/NAME/`, `root/MNIST/raw/`
+   or `root/FashionMNIST/raw/` (torchvision's layout); CIFAR-10's python batches in
+   `root/cifar-10-batches-py/` (torchvision's layout);
+3. with download=True, torchvision downloads them into root.
 """
+import gzip
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +28,12 @@ CLASSES = {
                       "Bag", "Ankle boot"],
     "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
 }
+SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+IDX_FOLDERS = {"mnist": ("mnist", "MNIST/raw"), "fashion-mnist": ("fashion-mnist", "FashionMNIST/raw")}
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
 
 class ImageDataset(Dataset):
@@ -60,9 +73,15 @@ def random_crop_flip(image, padding=4):
 
 def from_uint8(x, y, classes, augment=False):
     """An ImageDataset from uint8 arrays (N, H, W) or (N, H, W, C) and labels."""
-    x = torch.as_tensor(np.asarray(x))
-    x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
-    return ImageDataset(x.float().div_(255), torch.as_tensor(np.asarray(y), dtype=torch.long), classes, augment)
+    x = np.asarray(x)
+    if x.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 (0..255), got {x.dtype}.")
+    if x.ndim not in (3, 4) or len(x) != len(y):
+        raise ValueError(f"images must have shape (N, H, W) or (N, H, W, C) with one label each, got "
+                         f"images {x.shape} and {len(y)} labels.")
+    x = torch.from_numpy(x.copy())
+    x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2).contiguous()
+    return ImageDataset(x.float().div_(255), torch.from_numpy(np.asarray(y).astype(np.int64)), classes, augment)
 
 
 def _digits(split):
@@ -81,46 +100,135 @@ def data_root(root=None):
     return Path(root or os.environ.get("CQLEARN_DATA") or "data")
 
 
-def _from_npz(path, split, name, augment):
+def read_npz(path, split):
+    """(images, labels) as uint8 arrays from an .npz with x_train, y_train, x_test, y_test."""
     try:
         with np.load(path, allow_pickle=False) as f:
-            return from_uint8(f[f"x_{split}"], f[f"y_{split}"], CLASSES[name], augment)
+            return f[f"x_{split}"], f[f"y_{split}"]
     except (KeyError, ValueError, OSError) as error:
         raise ValueError(f"{path} is not a usable dataset file ({error}); it must be an .npz with uint8 arrays "
                          "x_train, y_train, x_test, y_test.") from error
 
 
-def _from_torchvision(name, split, root, download, augment):
+def read_idx(path):
+    """The array in an idx file (plain or gzipped): the format of the original MNIST files."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 8:
+        raise ValueError(f"{path} is not an idx file of unsigned bytes (magic number 0x0000080N).")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path} is truncated: header says {shape}, found {data.size} bytes.")
+    return data.reshape(shape)
+
+
+def _find(folder, stem):
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _idx_folder(name, root):
+    """The folder under root that holds all four idx files of `name`, or None."""
+    for sub in IDX_FOLDERS[name]:
+        folder = root / sub
+        if all(_find(folder, stem) for pair in IDX_FILES.values() for stem in pair):
+            return folder
+    return None
+
+
+def read_idx_split(folder, split):
+    images, labels = (read_idx(_find(Path(folder), stem)) for stem in IDX_FILES[split])
+    return images, labels
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles CIFAR-10's python batches (dicts of numpy arrays and lists) and nothing else."""
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing {module}.{name}: a CIFAR-10 batch holds only arrays")
+        return super().find_class(module, name)
+
+
+def read_cifar_split(folder, split):
+    """(images (N, 32, 32, 3), labels) from CIFAR-10's python batches, torchvision's layout."""
+    images, labels = [], []
+    for name in CIFAR_FILES[split]:
+        with open(Path(folder) / name, "rb") as f:
+            batch = _ArraysOnly(f, encoding="latin1").load()
+        batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+        images.append(np.asarray(batch["data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        labels.extend(batch["labels"])
+    return np.concatenate(images), np.asarray(labels)
+
+
+def _download(name, root):
     import torchvision
 
     cls = {"mnist": torchvision.datasets.MNIST, "fashion-mnist": torchvision.datasets.FashionMNIST,
            "cifar10": torchvision.datasets.CIFAR10}[name]
-    ds = cls(str(root), train=split == "train", download=download)
-    return from_uint8(ds.data, ds.targets, CLASSES[name], augment)
+    try:
+        for train in (True, False):
+            cls(str(root), train=train, download=True)
+    except (RuntimeError, OSError) as error:
+        raise FileNotFoundError(f"downloading {name} into {root.resolve()} failed ({error}).\n"
+                                + where_to_put(name, root)) from error
+
+
+def where_to_put(name, root):
+    """What to put where so that load(name) works offline."""
+    if name == "cifar10":
+        original = (f"  - or torchvision's folder {root / CIFAR_FOLDER}/ with data_batch_1..5 and test_batch "
+                    "(from cifar-10-python.tar.gz)")
+    else:
+        stems = ", ".join(s + "[.gz]" for pair in IDX_FILES.values() for s in pair)
+        folders = " or ".join(f"{root / sub}/" for sub in IDX_FOLDERS[name])
+        original = f"  - or the original idx files ({stems}) in {folders}"
+    return (f"Put one of these under {root.resolve()} (or set CQLEARN_DATA / root= to the folder that holds "
+            f"them):\n  - {root / (name + '.npz')}: uint8 arrays x_train, y_train, x_test, y_test\n{original}\n"
+            "or pass download=True where the network is reachable.")
+
+
+def _read_arrays(name, split, root, download):
+    npz = root / f"{name}.npz"
+    if npz.is_file():
+        return read_npz(npz, split)
+    for attempt in ("local", "download"):
+        if name == "cifar10" and all((root / CIFAR_FOLDER / f).is_file() for s in SPLITS for f in CIFAR_FILES[s]):
+            return read_cifar_split(root / CIFAR_FOLDER, split)
+        if name != "cifar10" and (folder := _idx_folder(name, root)) is not None:
+            return read_idx_split(folder, split)
+        if attempt == "local" and download:
+            _download(name, root)
+    raise FileNotFoundError(f"{name} not found under {root.resolve()} and download=False.\n" + where_to_put(name, root))
 
 
 def load(name="digits", split="train", root=None, download=False, limit=None, augment=False):
     """A Dataset of (image in [0, 1] of shape (C, H, W), label). Chapter 1 (digits), chapter 9 (others).
 
-    limit keeps the first `limit` images (CIFAR-10's test file is shuffled, so a prefix is fair)."""
+    limit keeps the first `limit` images (CIFAR-10's test file is shuffled, so a prefix is fair).
+    augment=True: random crop (padding 4) and horizontal flip per item, for CIFAR-10 training."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}.")
     if split not in SPLITS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
     if name == "digits":
         ds = _digits(split)
+        ds.augment = augment
     else:
         root = data_root(root)
-        npz = root / f"{name}.npz"
-        try:
-            ds = _from_npz(npz, split, name, augment) if npz.exists() else _from_torchvision(
-                name, split, root, download, augment)
-        except RuntimeError as error:
-            raise FileNotFoundError(
-                f"{name} is not under {root.resolve()} and download=False ({error}). Either put {npz.name} "
-                f"(uint8 arrays x_train, y_train, x_test, y_test) or torchvision's {name} folder there, set "
-                "CQLEARN_DATA to the folder that holds them, or pass download=True where the network is reachable."
-            ) from error
+        x, y = _read_arrays(name, split, root, download)
+        ds = from_uint8(x, y, CLASSES[name], augment)
+        if ds.shape != SHAPES[name]:
+            raise ValueError(f"{name} images must have shape {SHAPES[name]} (C, H, W), got {ds.shape} from {root}.")
     if limit is not None:
         ds = ImageDataset(ds.images[:limit], ds.labels[:limit], ds.classes, ds.augment)
     return ds

@@ -1,0 +1,410 @@
+"""Reproducing the paper: `cqlearn train` and `cqlearn eval` (chapter 9).
+
+`train` runs the staged recipe (plain ReLU -> optional clamp -> CQ) on mnist, fashion-mnist or cifar10
+and saves a checkpoint after every epoch (`last.pt`: weights, optimizer, stage and epoch, written
+atomically by cq.save), so an interrupted run goes on with `--resume` from the last finished epoch and
+ends with the same weights as an uninterrupted one (on a CPU, bit for bit: every epoch reseeds). On a
+GPU the data sits on the device and the forward pass runs in mixed precision (float16).
+
+`eval` converts a CQ checkpoint at each T, measures the SNN against the CQ-CNN (accuracy, prediction
+agreement, per-layer exact spike counts) with float or n-bit weights, prints the rows and appends them
+to a results file (.csv or .md).
+"""
+import csv
+import datetime
+import inspect
+import json
+import math
+import platform
+import shlex
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import analysis, data, models
+from .checkpoints import load, read, save
+from .convert import convert
+from .quant import to_clamp, to_cq
+
+STAGES = ("plain", "clamp", "cq")
+
+
+def pick_device(device=None):
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def stage_epochs(epochs):
+    """(plain, clamp, cq) epochs from 1 to 3 numbers: E -> (E, 0, E); (P, C) -> (P, 0, C); (P, K, C)."""
+    epochs = [int(e) for e in ([epochs] if isinstance(epochs, int) else epochs)]
+    if not 1 <= len(epochs) <= 3 or min(epochs) < 0:
+        raise ValueError(f"epochs takes 1 to 3 numbers >= 0 (plain [clamp] cq), got {epochs}.")
+    return {1: lambda e: (e[0], 0, e[0]), 2: lambda e: (e[0], 0, e[1]), 3: tuple}[len(epochs)](epochs)
+
+
+def crop_flip(x, padding=4):
+    """The CIFAR-10 augmentation of data.random_crop_flip on a whole batch (B, C, H, W), on its device:
+    each image gets its own random crop of the zero-padded image and a flip half the time."""
+    B, C, H, W = x.shape
+    padded = nn.functional.pad(x, (padding,) * 4)
+    top = torch.randint(0, 2 * padding + 1, (B, 1), device=x.device)
+    left = torch.randint(0, 2 * padding + 1, (B, 1), device=x.device)
+    rows = top + torch.arange(H, device=x.device)
+    cols = left + torch.arange(W, device=x.device)
+    cols = torch.where(torch.rand(B, 1, device=x.device) < 0.5, cols.flip(1), cols)
+    b = torch.arange(B, device=x.device)[:, None, None, None]
+    c = torch.arange(C, device=x.device)[None, :, None, None]
+    return padded[b, c, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def batches(dataset, batch_size=128, shuffle=False, seed=0, device="cpu"):
+    """Batches (x, y) on `device` straight from an ImageDataset's tensors (moved to the device once);
+    shuffled with `seed`, augmented with crop_flip when dataset.augment is set."""
+    device = torch.device(device)
+    cache = getattr(dataset, "_on_device", None)
+    if cache is None or cache[0] != device:
+        cache = (device, dataset.images.to(device), dataset.labels.to(device))
+        dataset._on_device = cache
+    _, images, labels = cache
+    n = len(labels)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
+    order = order.to(device)
+    for i in range(0, n, batch_size):
+        index = order[i:i + batch_size]
+        x = images[index]
+        yield (crop_flip(x) if dataset.augment else x), labels[index]
+
+
+@torch.no_grad()
+def accuracy(model, dataset, batch_size=256, device=None):
+    """Accuracy in [0, 1] of a CNN or SpikingNetwork, with the data on the model's device."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    correct = sum((model(x).argmax(1) == y).sum().item() for x, y in batches(dataset, batch_size, device=device))
+    model.train(was_training)
+    return correct / len(dataset)
+
+
+def _builder_takes(name, argument):
+    return argument in inspect.signature(models.MODELS[name]).parameters
+
+
+def build_model(name, train_set, levels=16, mode="floor", **kwargs):
+    """The plain model `name` sized for the dataset's images (when the builder takes in_shape)."""
+    if name not in models.MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(models.MODELS)}.")
+    if _builder_takes(name, "in_shape"):
+        kwargs.setdefault("in_shape", train_set.shape)
+    unknown = [k for k in kwargs if not _builder_takes(name, k)]
+    if unknown:
+        raise ValueError(f"model {name!r} has no option {unknown[0]!r}.")
+    return models.create(name, activation="relu", levels=levels, mode=mode, **kwargs)
+
+
+def _twin(model, stage, levels, mode):
+    if stage == "clamp":
+        return to_clamp(model)
+    if stage == "cq":
+        return to_cq(model, levels, mode)
+    return model
+
+
+def _optimizer(model, lr, weight_decay, steps, state=None):
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps))
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+    return optimizer, schedule
+
+
+def _epoch(model, train_set, optimizer, schedule, scaler, batch_size, seed, device, amp, progress, desc):
+    model.train()
+    total_loss = correct = seen = 0
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    loader = batches(train_set, batch_size, shuffle=True, seed=seed, device=device)
+    for x, y in tqdm(loader, desc=desc, total=math.ceil(len(train_set) / batch_size), disable=not progress,
+                     leave=False, mininterval=10):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+            logits = model(x)
+            loss = nn.functional.cross_entropy(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        schedule.step()
+        total_loss += loss.item() * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+    model.eval()
+    return total_loss / seen, correct / seen
+
+
+def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floor", lr=1e-3, batch_size=128,
+              weight_decay=5e-4, seed=0, limit=None, test_limit=None, augment=None, root=None, device=None,
+              amp=None, resume=False, model_kwargs=None, progress=True, on_epoch=None, log=print, command=None):
+    """The staged recipe with a checkpoint after every epoch in `out` (chapter 9). Returns a summary dict.
+
+    out/last.pt  the state after the last finished epoch (weights, optimizer, stage, epoch, history)
+    out/plain.pt, out/clamp.pt  each stage's model when it ends, with its test accuracy
+    out/{dataset}_{model}_cq{levels}.pt  the final CQ-CNN with its metadata (what `cqlearn eval` takes)
+    on_epoch(stage, epoch) is called after each saved epoch (tests interrupt the run there); `command`
+    (the CLI's arguments) is stored in the metadata."""
+    out, device = Path(out), pick_device(device)
+    amp = device.type == "cuda" if amp is None else amp
+    augment = dataset == "cifar10" if augment is None else augment
+    plan = dict(zip(STAGES, stage_epochs(epochs)))
+    if not plan["cq"]:
+        raise ValueError("the CQ stage needs at least one epoch: it is the network that converts.")
+    train_set = data.load(dataset, "train", root=root, limit=limit, augment=augment)
+    test_set = data.load(dataset, "test", root=root, limit=test_limit)
+    config = {"model": model_name, "dataset": dataset, "levels": levels, "mode": mode, "epochs": list(plan.values()),
+              "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay, "seed": seed, "limit": limit,
+              "test_limit": test_limit, "augment": augment, "model_kwargs": dict(model_kwargs or {})}
+    last = out / "last.pt"
+    state = None
+    if last.exists():
+        if not resume:
+            raise FileExistsError(f"{last} exists: pass --resume to go on from it, or choose another --out.")
+        state = read(last)["meta"]
+        if state["config"] != config:
+            changed = sorted(k for k in config if config[k] != state["config"].get(k))
+            raise ValueError(f"{last} was trained with other settings ({', '.join(changed)}); resume with the "
+                             "same flags or choose another --out.")
+        log(f"resuming {last}: stage {state['stage']}, {state['epoch']} epochs done")
+    torch.manual_seed(seed)  # the initial weights
+    model = build_model(model_name, train_set, levels, mode, **config["model_kwargs"])
+    history = state["history"] if state else {s: [] for s in STAGES}
+    results = state["results"] if state else {}
+    first = 0
+    if state:
+        model = load(last)  # the model of the stage it was in, activations included
+        first = STAGES.index(state["stage"]) + (1 if state["finished"] else 0)
+    steps_per_epoch = math.ceil(len(train_set) / batch_size)
+    log(f"{model_name} on {dataset} ({len(train_set)} train, {len(test_set)} test images), {device}"
+        f"{', mixed precision' if amp else ''}; epochs {plan}")
+    for s, stage in enumerate(STAGES):
+        if s < first or not plan[stage]:
+            continue
+        partial = state if state is not None and s == first else None
+        if partial is None:
+            model = _twin(model, stage, levels, mode)
+        model.to(device)
+        optimizer, schedule = _optimizer(model, lr, weight_decay, plan[stage] * steps_per_epoch, partial)
+        scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
+        for epoch in range(partial["epoch"] if partial else 0, plan[stage]):
+            start = time.perf_counter()
+            torch.manual_seed(seed + 1000 * s + epoch)  # augmentation and dropout: the same after a resume
+            loss, train_acc = _epoch(model, train_set, optimizer, schedule, scaler, batch_size,
+                                     seed + 1000 * s + epoch, device, amp, progress, f"{stage} {epoch + 1}")
+            test_acc = accuracy(model, test_set)
+            history[stage].append({"epoch": epoch + 1, "loss": loss, "train_accuracy": train_acc,
+                                   "test_accuracy": test_acc, "seconds": time.perf_counter() - start})
+            finished = epoch + 1 == plan[stage]
+            if finished:  # the stage's model first, so that last.pt never points past a missing file
+                results[stage] = test_acc
+                name = final_name(dataset, model_name, levels) if stage == "cq" else f"{stage}.pt"
+                save(model, out / name, **_meta(config, stage, results, history, amp, command))
+            save(model, last, stage=stage, epoch=epoch + 1, finished=finished, config=config, history=history,
+                 results=results, optimizer=optimizer.state_dict(), schedule=schedule.state_dict())
+            log(f"{stage} epoch {epoch + 1}/{plan[stage]}: loss {loss:.4f}, train {100 * train_acc:.2f} %, "
+                f"test {100 * test_acc:.2f} % ({time.perf_counter() - start:.0f} s)")
+            if on_epoch is not None:
+                on_epoch(stage, epoch + 1)
+        state = None
+    summary = {"plain_accuracy": results.get("plain"), "clamp_accuracy": results.get("clamp"),
+               "cq_accuracy": results["cq"], "checkpoint": str(out / final_name(dataset, model_name, levels))}
+    log("done: " + json.dumps(summary))
+    return summary
+
+
+def final_name(dataset, model_name, levels):
+    return f"{dataset}_{model_name}_cq{levels}.pt"
+
+
+def machine():
+    """One line naming the hardware and software that produced a number."""
+    if torch.cuda.is_available():
+        hardware = torch.cuda.get_device_name()
+    else:
+        cpu = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
+                   platform.processor() or platform.machine())
+        hardware = f"{cpu}, {torch.get_num_threads()} thread(s)"
+    return f"{hardware}; torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def _cpuinfo():
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
+def _meta(config, stage, results, history, amp, command):
+    return {"dataset": config["dataset"], "model_name": config["model"], "stage": stage, "levels": config["levels"],
+            "mode": config["mode"], "timesteps": config["levels"], "encoding": "spikes",
+            "accuracy": results[stage], "plain_accuracy": results.get("plain"),
+            "clamp_accuracy": results.get("clamp"), "epochs": config["epochs"], "seed": config["seed"],
+            "train_images": config["limit"], "test_images": config["test_limit"], "augment": config["augment"],
+            "history": history, "trained_on": machine() + (" (mixed precision)" if amp else ""),
+            "date": datetime.date.today().isoformat(), "command": command_line(command)}
+
+
+def command_line(argv):
+    """The `cqlearn` command that is running, for the record (None when called from Python)."""
+    return None if argv is None else "cqlearn " + " ".join(shlex.quote(a) for a in argv)
+
+
+COLUMNS = ["date", "dataset", "model", "network", "levels", "encoding", "timesteps", "weights", "readout", "images",
+           "cnn", "cq_cnn", "snn", "snn_minus_converted", "agreement", "layer_exact", "machine", "command", "checkpoint"]
+
+
+@torch.no_grad()
+def predictions(model, dataset, batch_size=250, device=None):
+    device = device or next(model.parameters()).device
+    model.eval()
+    return torch.cat([model(x).argmax(1).cpu() for x, _ in batches(dataset, batch_size, device=device)])
+
+
+def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_images=1000, progress=False, desc="SNN"):
+    """SNN accuracy, agreement with the CQ-CNN's predictions and per-layer exact spike counts (on the
+    first `layer_images` images, via analysis.layer_agreement), in one dict."""
+    device = next(snn.parameters()).device
+    predicted = []
+    cq_predictions = cq_predictions.cpu()
+    loader = batches(test_set, batch_size, device=device)
+    for x, _ in tqdm(loader, desc=desc, total=math.ceil(len(test_set) / batch_size), disable=not progress,
+                     leave=False, mininterval=10):
+        predicted.append(snn(x).argmax(1).cpu())
+    predicted = torch.cat(predicted)
+    row = {"snn": (predicted == test_set.labels).float().mean().item(),
+           "agreement": (predicted == cq_predictions).float().mean().item()}
+    if layer_images:
+        x = test_set.images[:layer_images].to(device)
+        layers = analysis.layer_agreement(model, snn, x, batch_size)
+        row["layer_exact"] = " / ".join(f"{100 * layer['exact']:.1f}" for layer in layers)
+    return row
+
+
+def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_bits=(), readout=True,
+             dataset=None, limit=None, layer_images=1000, batch_size=250, results=None, record=False, root=None,
+             device=None, progress=True, log=print, command=None, baseline=None, percentile=99.9,
+             calibration=1000):
+    """Rows comparing CNN, CQ-CNN and the SNN at each T (float weights, then each n in weight_bits), printed
+    and appended to `results` (.csv, or a markdown table otherwise). record=True writes the SNN
+    accuracies into the checkpoint's metadata. Returns the rows.
+
+    baseline: a plain ReLU checkpoint to convert naively as well (cqlearn.baseline.normalise, scales
+    from the `percentile` of the activations on `calibration` training images), a row per T."""
+    device = pick_device(device)
+    model = load(checkpoint).to(device)
+    meta = dict(model.meta)
+    dataset = dataset or meta.get("dataset")
+    if dataset is None:
+        raise ValueError(f"{checkpoint} does not say which dataset it was trained on; pass --dataset.")
+    test_set = data.load(dataset, "test", root=root, limit=limit)
+    cq_predictions = predictions(model, test_set, batch_size, device)
+    cq_accuracy = (cq_predictions == test_set.labels).float().mean().item()
+    levels = next((m.levels for m in model.modules() if hasattr(m, "levels")), meta.get("levels"))
+    base = {"date": datetime.date.today().isoformat(), "dataset": dataset, "network": "CQ",
+            "model": (getattr(model, "arch", None) or {}).get("name", "?"), "levels": levels,
+            "images": len(test_set), "cnn": meta.get("plain_accuracy"), "cq_cnn": cq_accuracy,
+            "machine": machine(), "command": command_line(command), "checkpoint": str(checkpoint)}
+    if baseline:
+        from . import baseline as naive
+        plain = load(baseline).to(device)
+        plain_predictions = predictions(plain, test_set, batch_size, device)
+        plain_accuracy = (plain_predictions == test_set.labels).float().mean().item()
+        images = data.load(dataset, "train", root=root, limit=calibration).images.to(device)
+    rows = []
+
+    def add(row, start):
+        rows.append(row)
+        log(format_row(row) + f"  ({time.perf_counter() - start:.0f} s)")
+
+    for encoding in encodings:
+        for T in timesteps:
+            snn = convert(model, T, encoding).to(device)
+            for bits in (None, *weight_bits):
+                net = snn if bits is None else snn.with_weight_bits(bits, readout=readout)
+                start = time.perf_counter()
+                row = {**base, "encoding": encoding, "timesteps": T,
+                       "weights": "float32" if bits is None else f"{bits}-bit",
+                       "readout": "float32" if bits is None or not readout else f"{bits}-bit",
+                       **snn_row(model, net, test_set, cq_predictions, batch_size, layer_images, progress,
+                                 f"{encoding} T={T} {bits or 32}-bit")}
+                add({**row, "snn_minus_converted": row["snn"] - cq_accuracy}, start)
+            if baseline:
+                start = time.perf_counter()
+                net = naive.normalise(plain, images, T, encoding, percentile).to(device)
+                row = {**base, "network": f"ReLU baseline (p{percentile:g})", "levels": "-", "cq_cnn": None,
+                       "cnn": plain_accuracy, "checkpoint": str(baseline), "encoding": encoding, "timesteps": T,
+                       "weights": "float32", "readout": "float32",
+                       **snn_row(plain, net, test_set, plain_predictions, batch_size, 0, progress, f"baseline T={T}")}
+                add({**row, "snn_minus_converted": row["snn"] - plain_accuracy}, start)
+    if results:
+        append_results(rows, results)
+        log(f"appended {len(rows)} rows to {results}")
+    if record:
+        record_in_checkpoint(checkpoint, model, meta, [r for r in rows if r["network"] == "CQ"])
+    return rows
+
+
+def _pct(value, signed=False):
+    return "-" if value is None else f"{100 * value:{'+' if signed else ''}.2f}"
+
+
+def format_row(row):
+    return (f"{row['dataset']} {row['model']} {row['network']} L={row['levels']} {row['encoding']} "
+            f"T={row['timesteps']} weights {row['weights']} (readout {row['readout']}), {row['images']} images: "
+            f"CNN {_pct(row['cnn'])} %, CQ-CNN {_pct(row['cq_cnn'])} %, SNN {_pct(row['snn'])} % "
+            f"({_pct(row['snn_minus_converted'], True)} points against the network converted), "
+            f"agreement {_pct(row['agreement'])} %, exact counts per layer {row.get('layer_exact', '-')} %")
+
+
+def append_results(rows, path):
+    """Append rows to a .csv (with a header when new) or a markdown table (header when new)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
+    if path.suffix == ".csv":
+        with path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerows(rows)
+        return
+    percent = {"cnn", "cq_cnn", "snn", "agreement"}
+    with path.open("a") as f:
+        if new:
+            f.write("| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n")
+        for row in rows:
+            cells = [_pct(row.get(c)) if c in percent else _pct(row[c], True) if c == "snn_minus_converted"
+                     else str(row.get(c, "-")) for c in COLUMNS]
+            f.write("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |\n")
+
+
+def record_in_checkpoint(path, model, meta, rows):
+    """Store the rows' SNN accuracies in the checkpoint's metadata (atomically, through cq.save):
+    snn_accuracy[encoding][T] for float weights, weight_bits_accuracy[encoding][T][bits], each with the
+    number of test images in snn_images / weight_bits_images. The metadata is read again just before
+    saving, so that evaluations run side by side add to it; a value measured on fewer images never
+    replaces one measured on more."""
+    meta = {**meta, **read(path)["meta"]}
+    for row in rows:
+        float_weights = row["weights"] == "float32"
+        values = meta.setdefault("snn_accuracy" if float_weights else "weight_bits_accuracy", {})
+        images = meta.setdefault("snn_images" if float_weights else "weight_bits_images", {})
+        key = row["timesteps"] if float_weights else (row["timesteps"], int(row["weights"][:-4]))
+        values, images = values.setdefault(row["encoding"], {}), images.setdefault(row["encoding"], {})
+        if not float_weights:
+            values, images = values.setdefault(key[0], {}), images.setdefault(key[0], {})
+            key = key[1]
+        if row["images"] >= images.get(key, 0):
+            values[key], images[key] = row["snn"], row["images"]
+        if not float_weights:
+            meta["weight_bits_readout"] = row["readout"] != "float32"
+    save(model, path, **meta)

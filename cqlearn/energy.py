@@ -80,7 +80,8 @@ def cnn_costs(snn, shape):
     """Per layer of `snn` (spiking layers, then the readout) for one input image of `shape` (C, H, W),
     without simulating: layer, name, shape (the layer's output per image), neurons, macs, cnn_adds.
     Chapters 9 and 10."""
-    rows, h = [], torch.zeros(1, *shape, dtype=next(snn.parameters()).dtype)
+    parameter = next(snn.parameters())
+    rows, h = [], torch.zeros(1, *shape, dtype=parameter.dtype, device=parameter.device)
     synapses = [layer.synapse for layer in snn.layers] + [snn.readout]
     for i, synapse in enumerate(synapses):
         op = _operation(synapse)

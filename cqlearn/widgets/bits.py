@@ -43,13 +43,13 @@ def bits_figure_data(snn, dataset, bits=8, layer=0, images=128, readout=True):
       accuracy, reference  accuracy of the n-bit and the full-precision SNN on the first `images` images
       agreement            fraction of those images on which both predict the same class;  title
     """
-    w = _weight(snn, layer)
+    w = _weight(snn, layer).cpu()
     q, scale = quantize_tensor(w, int(bits))
     low = snn.with_weight_bits(int(bits), readout=readout)
-    x, y = dataset.images[:images], dataset.labels[:images]
+    x, y = dataset.images[:images].to(next(snn.parameters()).device), dataset.labels[:images]
     full, short = snn.run(x), low.run(x)
     errors = np.array([(a - b).abs().mean().item() for a, b in zip(full.counts, short.counts)])
-    p_full, p_low = full.output.argmax(1), short.output.argmax(1)
+    p_full, p_low = full.output.argmax(1).cpu(), short.output.argmax(1).cpu()
     accuracy, reference = (p_low == y).float().mean().item(), (p_full == y).float().mean().item()
     values, counts = torch.unique(q, return_counts=True)
     name = "the readout" if layer == len(snn.layers) else f"layer {layer}"

@@ -18,9 +18,10 @@ from ._explorer import explorer, single_threaded, slider_style, small_multiples
 ORDERS = ("positive first", "interleaved", "negative first")
 
 
-def _batch(dataset, images):
+def _batch(dataset, images, model):
+    """The first `images` images (on the model's device) and their labels (on the CPU)."""
     n = min(int(images), len(dataset))
-    return dataset.images[:n], dataset.labels[:n]
+    return dataset.images[:n].to(next(model.parameters()).device), dataset.labels[:n]
 
 
 @single_threaded
@@ -35,12 +36,12 @@ def timesteps_figure_data(model, dataset, timesteps=16, levels=16, encoding="cur
       cnn, snn            accuracies on the batch;  agreement  fraction of images with the same class
       title
     """
-    x, y = _batch(dataset, images)
+    x, y = _batch(dataset, images, model)
     cnn = to_cq(model, levels, model_mode(model))
     snn = convert(cnn, int(timesteps), encoding)
     rows = layer_agreement(cnn, snn, x)
     with torch.no_grad():
-        cnn_pred, snn_pred = cnn(x).argmax(1), snn(x).argmax(1)
+        cnn_pred, snn_pred = cnn(x).argmax(1).cpu(), snn(x).argmax(1).cpu()
     acc = lambda p: (p == y).float().mean().item()
     exact = np.array([r["exact"] for r in rows])
     error = np.array([r["mae_spikes"] for r in rows]) / timesteps * levels

@@ -27,10 +27,10 @@ from torch.utils.data import DataLoader
 
 from .fold import fold_batchnorm
 from .neuron import check_encoding, check_timesteps
-from .quant import CQ, Clamp
+from .quant import CQ
 from .snn import WEIGHTED, SpikingLayer, SpikingNetwork
 
-ACTIVATIONS = (nn.ReLU, Clamp)
+ACTIVATIONS = (nn.ReLU,)
 DROPPED = (nn.Dropout, nn.Identity)
 SYNAPSES = WEIGHTED + (nn.AvgPool2d, nn.Flatten)
 
@@ -78,9 +78,10 @@ def scales(model, data, percentile=100.0):
         raise ValueError(f"percentile must lie in (0, 100], got {percentile!r}; use 100 for the max, 99.9 "
                          "for Rueckauer's robust normalisation.")
     blocks, _ = _split(model)
+    device = next(model.parameters()).device
     per_layer = [[] for _ in blocks]
     for x in _batches(data):
-        h = x
+        h = x.to(device)
         for i, block in enumerate(blocks):
             h = nn.Sequential(*block)(h).clamp(min=0)
             per_layer[i].append(h.flatten() if percentile < 100 else h.max().reshape(1))

@@ -126,3 +126,8 @@ def test_percentile_is_the_nearest_rank_of_all_activations(x):
     acts, _ = activations(net, x)
     values = acts[0].flatten().sort().values
     assert baseline.scales(net, x, percentile=50)[0] == pytest.approx(values[len(values) // 2 - 1].item())
+
+
+def test_only_relu_networks():
+    with pytest.raises(ValueError, match="Clamp"):
+        baseline.normalise(cq.to_clamp(tiny()), torch.rand(4, 1, 2, 3))

@@ -14,6 +14,7 @@ import torch
 from .quant import TOLERANCE
 
 ENCODINGS = ("current", "spikes", "poisson")
+WINDOW_BYTES = 2**25  # float64 working memory of one window of closed-form steps
 
 
 def check_timesteps(timesteps):
@@ -64,13 +65,38 @@ def constant_current_steps(current, timesteps, threshold=1.0, v_init=0.0):
         before = after
 
 
-def encode(x, timesteps, encoding, generator=None):
+def constant_current_window(current, start, steps, threshold=1.0, v_init=0.0, membrane=False):
+    """Steps start+1 .. start+steps of `constant_current_steps` at once: spikes (steps, ...) bool and the
+    membrane after reset (steps, ...) in current's dtype if asked, else None. The float64 arithmetic is
+    `constant_current_counts`'s, element for element, so the spikes are the same."""
+    dtype, current = current.dtype, current.double()
+    t = torch.arange(start, start + steps + 1, dtype=torch.float64, device=current.device)
+    t = t.view(-1, *(1,) * current.dim())
+    drive = t * current  # v_init + t * current; adding 0 or dividing by 1 would change no bit
+    if v_init != 0:
+        drive += v_init
+    counts = drive / threshold if threshold != 1 else (drive.clone() if membrane else drive)
+    counts = torch.minimum(counts.add_(TOLERANCE).floor_().clamp_(min=0), t)
+    spikes = counts[1:] > counts[:-1]
+    if not membrane:
+        return spikes, None
+    return spikes, (drive[1:] - counts[1:] * threshold).to(dtype)
+
+
+def encode(x, timesteps, encoding, generator=None, start=0):
     """Input spikes (T, B, ...) as bool for the "spikes" and "poisson" encodings (chapter 6).
 
     "spikes": an IF neuron per pixel with the pixel as constant current: floor(x * T) evenly spaced
-    spikes. "poisson": each step a spike with probability x."""
+    spikes. "poisson": each step a spike with probability x. `start` gives steps start+1 ..
+    start+timesteps of the "spikes" train; "poisson" draws the next `timesteps` steps from `generator`,
+    so consecutive calls give the same train as one call (on the CPU)."""
     if encoding == "spikes":
-        return torch.stack([s for s, _ in constant_current_steps(x, timesteps)])
+        spikes = torch.empty((timesteps, *x.shape), dtype=torch.bool, device=x.device)
+        window = max(1, WINDOW_BYTES // (8 * max(1, x.numel())))
+        for t in range(0, timesteps, window):
+            steps = min(window, timesteps - t)
+            spikes[t:t + steps] = constant_current_window(x, start + t, steps)[0]
+        return spikes
     if encoding == "poisson":
         noise = torch.rand((timesteps, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
         return noise < x

@@ -1,9 +1,18 @@
 """The spiking network: layers of IF neurons simulated over T steps (chapters 5 and 6).
 
 A SpikingLayer is a synapse (the folded Conv2d or Linear, or an AvgPool2d) followed by IF neurons.
-The network simulates one layer at a time over all T steps, since no layer feeds back: the spikes of
-layer l over the whole window are the input of layer l + 1. The readout does not spike; it returns
-the mean of its input current over the window, W * rate + b, the CNN's logits when rates match.
+The readout does not spike; it returns the mean of its input current over the window, W * rate + b,
+the CNN's logits when rates match.
+
+How the simulation is organised (it gives the same spikes whatever the organisation). No layer feeds
+back, so a layer only needs its input spikes in time order. The network runs in windows of `chunk`
+steps: each synapse takes all the steps of a window in one call (a Conv2d on chunk * B images), then
+its IF neurons scan the window step by step (vectorised over all neurons) and the spikes go on to the
+next layer. chunk = 1 is the step-by-step loop of SNN libraries, chunk = T is layer by layer; by
+default a window holds up to 256 images and 32 MB (`WINDOW`, measured: see below). With
+the "current" encoding the first layer's input current is computed once and its spikes come from the
+closed form (chapter 3). Memory is the potentials, the counts and one window per layer, plus whatever
+is recorded; batches larger than `max_memory` allows are simulated in pieces.
 """
 import copy
 from dataclasses import dataclass, field
@@ -11,11 +20,18 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .neuron import (check_encoding, check_timesteps, constant_current_steps, encode, if_step,
+from .neuron import (check_encoding, check_timesteps, constant_current_window, encode,
                      initial_potential)
-from .quant import check_mode, quantize_tensor
+from .quant import TOLERANCE, check_mode, quantize_tensor
 
 WEIGHTED = (nn.Conv2d, nn.Linear)
+# Steps per synapse call, chosen by measurement (benchmarks/, 1 thread on a 2-core EPYC): the fastest
+# windows held 64-256 images and 16-32 MB of synapse input + output (digits_cnn B=16: 8-16 steps;
+# vgg_small B=16: 4-8; vgg_star B=2: 8-16), 10-25 % faster than one step per call and 1.3-2x faster
+# than all T steps in one call, which falls out of cache.
+WINDOW = {"cpu": (256, 2**25)}  # at most this many images and bytes per synapse call
+OTHER_DEVICES = (4096, 2**29)  # accelerators: a few large calls beat many small ones
+CONV_WORKSPACE = 2  # a conv call's temporary memory, in units of its input + output (for max_memory)
 
 
 class SpikingLayer(nn.Module):
@@ -42,7 +58,8 @@ class Recording:
     output:   (B, classes) readout logits.
     counts:   per spiking layer, (B, ...) spikes fired over the window, always kept.
     spikes:   per spiking layer, (T, B, ...) bool, or None when not recorded.
-    membrane: per spiking layer, (T, B, ...) potential after reset at each step, or None.
+    membrane: per spiking layer, (T, B, ...) potential after reset at each step, or None; (T, B, k)
+              or (T, B, <indexed shape>) when only some neurons were asked for.
     """
     output: torch.Tensor
     counts: list
@@ -50,16 +67,32 @@ class Recording:
     membrane: list = field(default=None)
 
 
-class SpikingNetwork(nn.Module):
-    """IF layers plus a non-spiking readout; build one with `cq.convert` (chapter 5)."""
+def select(v, neurons, lead=1):
+    """The chosen neurons of v, whose first `lead` dims are (time and) batch: a tuple indexes the
+    per-image dims, e.g. (3, slice(None), 4); a list or tensor picks flat indices into them."""
+    if neurons is None:
+        return v
+    if isinstance(neurons, tuple):
+        return v[(slice(None),) * lead + neurons]
+    index = torch.as_tensor(neurons, dtype=torch.long, device=v.device).flatten()
+    return v.flatten(lead).index_select(lead, index)
 
-    def __init__(self, layers, readout, timesteps=16, encoding="spikes", max_memory=2**30):
+
+class SpikingNetwork(nn.Module):
+    """IF layers plus a non-spiking readout; build one with `cq.convert` (chapter 5).
+
+    max_memory: bytes one call of `run` may use; larger batches are simulated in pieces.
+    chunk: steps per synapse call (1 = step by step, timesteps = layer by layer, None = sized to the
+    cache); it changes the speed only, never a spike."""
+
+    def __init__(self, layers, readout, timesteps=16, encoding="spikes", max_memory=2**30, chunk=None):
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.readout = readout
         self.timesteps = check_timesteps(timesteps)
         self.encoding = check_encoding(encoding)
         self.max_memory = max_memory
+        self.chunk = chunk
 
     def forward(self, x):
         return self.run(x).output
@@ -68,22 +101,35 @@ class SpikingNetwork(nn.Module):
         """Simulate the batch x (images in [0, 1]) for `self.timesteps` steps.
 
         record=True keeps every layer's spikes (bool); membrane lists the layers whose potentials to
-        keep (default: all when recording, none otherwise). Batches larger than `max_memory` bytes
-        allow are simulated in pieces. `seed` fixes the "poisson" encoding."""
+        keep (default: all when recording, none otherwise), or maps layers to the neurons to keep,
+        {layer: [flat indices]} or {layer: (channel, row, column)}, e.g. {0: [5, 17]}. Batches larger
+        than `max_memory` bytes allow are simulated in pieces. `seed` fixes the "poisson" encoding."""
         x = self._check_input(x)
         layers = range(len(self.layers))
-        keep = set(layers if membrane is None and record else (membrane or ()))
-        if not keep <= set(layers):
-            raise ValueError(f"membrane lists layers {sorted(keep)}, but the network has layers 0..{len(layers) - 1}.")
+        keep = self._membrane_choice(membrane, record)
         generator = torch.Generator(device=x.device).manual_seed(seed)
-        pieces = [self._simulate(part, record, keep, generator)
-                  for part in x.split(self._batch_size(x, record, keep))]
+        shapes = self._shapes(x)
+        pieces = [self._simulate(part, record, keep, generator, shapes)
+                  for part in x.split(self._batch_size(x, record, keep, shapes))]
         if len(pieces) == 1:
             return pieces[0]
         join = lambda tensors, dim: None if tensors[0] is None else torch.cat(tensors, dim)
         per_layer = lambda name, dim: [join([getattr(p, name)[i] for p in pieces], dim) for i in layers]
         return Recording(torch.cat([p.output for p in pieces]), per_layer("counts", 0),
                          per_layer("spikes", 1) if record else None, per_layer("membrane", 1))
+
+    def _membrane_choice(self, membrane, record):
+        """{layer: neurons (None for all)} from run's `membrane` argument."""
+        layers = range(len(self.layers))
+        if membrane is None:
+            keep = dict.fromkeys(layers if record else ())
+        elif isinstance(membrane, dict):
+            keep = dict(membrane)
+        else:
+            keep = dict.fromkeys(membrane)
+        if not set(keep) <= set(layers):
+            raise ValueError(f"membrane lists layers {sorted(keep)}, but the network has layers 0..{len(layers) - 1}.")
+        return keep
 
     def _check_input(self, x):
         if not torch.is_tensor(x) or x.dim() < 2:
@@ -95,60 +141,112 @@ class SpikingNetwork(nn.Module):
         parameter = next(self.parameters())
         return x.to(parameter.device, parameter.dtype)
 
-    def _batch_size(self, x, record, keep):
-        """Images per piece so that the per-step tensors of one piece stay under max_memory bytes."""
-        with torch.no_grad():
-            sizes, h = [], x[:1]
-            for layer in self.layers:
-                h = layer.synapse(h)
-                sizes.append(h[0].numel())
+    @torch.no_grad()
+    def _shapes(self, x):
+        """Each spiking layer's output shape for one image."""
+        shapes, h = [], x[:1]
+        for layer in self.layers:
+            h = layer.synapse(h)
+            shapes.append(tuple(h.shape[1:]))
+        return shapes
+
+    def _step_bytes(self, x, shapes):
+        """Bytes one image's step takes in the largest synapse call: its input and output."""
+        sizes = [x.shape[1:].numel()] + [torch.Size(s).numel() for s in shapes]
+        return max(sizes[i] + sizes[i + 1] for i in range(len(shapes))) * x.element_size()
+
+    def _step_memory(self, x, shapes):
+        """Memory per image and step of a window: the synapse call and its workspace, the closed form."""
+        first = torch.Size(shapes[0]).numel() if self.encoding == "current" else x.shape[1:].numel()
+        return CONV_WORKSPACE * self._step_bytes(x, shapes) + 3 * 8 * first
+
+    def _window(self, batch, x, shapes):
+        """Steps per synapse call for a piece of `batch` images: self.chunk, or sized to the cache and to
+        half of max_memory."""
+        T = self.timesteps
+        if self.chunk is not None:
+            return max(1, min(int(self.chunk), T))
+        images, budget = WINDOW.get(x.device.type, OTHER_DEVICES)
+        steps = min(images // batch, budget // (batch * self._step_bytes(x, shapes)),
+                    int(self.max_memory // 2 // (batch * self._step_memory(x, shapes))))
+        steps = min(T, max(1, steps))
+        windows = -(-T // steps)
+        return -(-T // windows)  # equal windows: 32 steps in 3 windows are 11 + 11 + 10
+
+    def _memory(self, x, batch, record, keep, shapes=None):
+        """Bytes that simulating `batch` images like x takes: per image the potentials, the counts and
+        the recordings, plus one window of synapse calls and closed forms."""
+        shapes = shapes or self._shapes(x)
         T, itemsize = self.timesteps, x.element_size()
-        per_image = T * (2 * max(sizes) * (1 + itemsize) + x[0].numel())  # spikes in and out, current
-        if record:
-            per_image += T * sum(sizes)
-        per_image += T * itemsize * sum(sizes[i] for i in keep)
-        return max(1, int(self.max_memory // per_image))
+        sizes = [torch.Size(s).numel() for s in shapes]
+        keep = keep if isinstance(keep, dict) else dict.fromkeys(keep)
+        kept = sum(select(torch.empty((1, *shapes[i]), device="meta"), n).numel() for i, n in keep.items())
+        per_image = (2 * sum(sizes) + x.shape[1:].numel()) * itemsize  # potentials, counts, input
+        per_image += T * (sum(sizes) if record else 0) + T * kept * itemsize  # spikes (bool), potentials
+        return batch * (per_image + self._window(batch, x, shapes) * self._step_memory(x, shapes))
+
+    def _batch_size(self, x, record, keep, shapes=None):
+        """Images per piece so that one piece stays under max_memory bytes (at least 1)."""
+        shapes = shapes or self._shapes(x)
+        low, high = 1, len(x)
+        while low < high:  # the largest batch that fits
+            middle = (low + high + 1) // 2
+            fits = self._memory(x, middle, record, keep, shapes) <= self.max_memory
+            low, high = (middle, high) if fits else (low, middle - 1)
+        return low
 
     @torch.no_grad()
-    def _simulate(self, x, record, keep, generator):
-        T = self.timesteps
-        if self.encoding == "current":
-            inputs = None
-        else:
-            inputs = encode(x, T, self.encoding, generator)
-        counts, spikes, membrane = [], [], []
-        for i, layer in enumerate(self.layers):
-            if inputs is None:
-                steps = constant_current_steps(layer.synapse(x), T, layer.threshold, layer.v_init)
-            else:
-                steps = self._integrate(layer, inputs)
-            inputs, v = self._collect(steps, T, i in keep)
-            counts.append(inputs.sum(0, dtype=x.dtype))
-            spikes.append(inputs if record else None)
-            membrane.append(v)
-        output = self.readout(counts[-1] / T)
-        return Recording(output, counts, spikes if record else None, membrane)
+    def _simulate(self, x, record, keep, generator, shapes):
+        T, B, dtype = self.timesteps, len(x), x.dtype
+        window = self._window(B, x, shapes)
+        new = lambda shape, **kw: torch.empty((*shape,), device=x.device, **{"dtype": dtype, **kw})
+        counts = [torch.zeros((B, *s), dtype=dtype, device=x.device) for s in shapes]
+        spikes = [new((T, B, *s), dtype=torch.bool) for s in shapes] if record else None
+        membrane = [None] * len(shapes)
+        for i, neurons in keep.items():
+            membrane[i] = new((T, *select(torch.empty((B, *shapes[i]), device="meta"), neurons).shape))
+        constant = self.layers[0].synapse(x) if self.encoding == "current" else None
+        potentials = [None if i == 0 and constant is not None else
+                      torch.full((B, *s), layer.v_init, dtype=dtype, device=x.device)
+                      for i, (layer, s) in enumerate(zip(self.layers, shapes))]
+        train = None
+        if self.encoding == "poisson" and x.device.type != "cpu":
+            train = encode(x, T, "poisson", generator)  # one draw: chunked draws differ off the CPU
 
-    def _integrate(self, layer, inputs):
-        """Yield (spikes, membrane) per step: synaptic current from the input spikes, then IF."""
-        v = None
-        for s in inputs:
-            current = layer.synapse(s.to(self.dtype))
-            if v is None:
-                v = torch.full_like(current, layer.v_init)
-            yield if_step(v, current, layer.threshold), v
+        for start in range(0, T, window):
+            steps, rows = min(window, T - start), slice(start, start + window)
+            for i, layer in enumerate(self.layers):
+                if i == 0 and constant is not None:
+                    fired, v = constant_current_window(constant, start, steps, layer.threshold, layer.v_init,
+                                                       membrane[0] is not None)
+                    if v is not None:
+                        membrane[0][rows] = select(v, keep[0], 2)
+                    h = fired.to(dtype)
+                else:
+                    if i == 0:
+                        h = (encode(x, steps, self.encoding, generator, start) if train is None
+                             else train[rows]).to(dtype)
+                    current = layer.synapse(h.flatten(0, 1)).contiguous()
+                    h = self._scan(current.view(steps, B, *current.shape[1:]), potentials[i], layer.threshold,
+                                   None if membrane[i] is None else membrane[i][rows], keep.get(i))
+                counts[i] += h.sum(0)
+                if record:
+                    spikes[i][rows] = h
+        output = self.readout(counts[-1] / T)
+        return Recording(output, counts, spikes, membrane)
 
     @staticmethod
-    def _collect(steps, T, keep_membrane):
-        spikes = membrane = None
-        for t, (s, v) in enumerate(steps):
-            if spikes is None:
-                spikes = torch.empty((T, *s.shape), dtype=torch.bool, device=s.device)
-                membrane = torch.empty((T, *v.shape), dtype=v.dtype, device=v.device) if keep_membrane else None
-            spikes[t] = s
-            if keep_membrane:
-                membrane[t] = v
-        return spikes, membrane
+    def _scan(currents, v, threshold, trace=None, neurons=None):
+        """IF neurons over a window of steps, in place: v is the potential, currents[k] becomes the spikes
+        of step k (0 or 1), and trace[k] the potential after reset. The same arithmetic as `if_step`."""
+        fire = threshold * (1 - TOLERANCE)
+        for k, h in enumerate(currents):
+            v += h
+            torch.ge(v, fire, out=h)
+            v.sub_(h, alpha=threshold)
+            if trace is not None:
+                trace[k] = select(v, neurons)
+        return currents
 
     @property
     def dtype(self):

@@ -42,6 +42,7 @@ class Case(NamedTuple):
 
 CASES = [
     Case("03_integrate_and_fire.ipynb"),
+    Case("02_quantizing_activations.ipynb"),
 ]
 if os.environ.get("CQ_BROWSER_NOTEBOOK"):
     CASES = [Case(Path(os.environ["CQ_BROWSER_NOTEBOOK"]).name)]
@@ -51,7 +52,7 @@ if os.environ.get("CQ_BROWSER_NOTEBOOK"):
 HARMLESS = re.compile(r"\bnews\b|Failed to load resource.*\[at https?://(?!127\.0\.0\.1[:/])", re.I)
 
 RUN_ALL_TIMEOUT_MS = 180_000
-PROMPTS = ".jp-CodeCell .jp-InputPrompt"
+PROMPTS = ".jp-CodeCell .jp-InputPrompt:not(.jp-Placeholder-prompt)"  # collapsed cells show a placeholder
 # The execution indicator also reads "idle" for a moment before the kernel exists, so ask the
 # kernel itself (window.jupyterapp: the server runs with expose_app_in_browser).
 KERNEL_IDLE = """

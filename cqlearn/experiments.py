@@ -321,9 +321,13 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
         images = data.load(dataset, "train", root=root, limit=calibration).images.to(device)
     rows = []
 
-    def add(row, start):
+    def add(row, start):  # each row goes to the file as soon as it is measured
         rows.append(row)
         log(format_row(row) + f"  ({time.perf_counter() - start:.0f} s)")
+        if results:
+            append_results([row], results)
+        if record and row["network"] == "CQ":
+            record_in_checkpoint(checkpoint, model, meta, [row])
 
     for encoding in encodings:
         for T in timesteps:
@@ -346,10 +350,7 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
                        **snn_row(plain, net, test_set, plain_predictions, batch_size, 0, progress, f"baseline T={T}")}
                 add({**row, "snn_minus_converted": row["snn"] - plain_accuracy}, start)
     if results:
-        append_results(rows, results)
         log(f"appended {len(rows)} rows to {results}")
-    if record:
-        record_in_checkpoint(checkpoint, model, meta, [r for r in rows if r["network"] == "CQ"])
     return rows
 
 

@@ -32,6 +32,7 @@ WEIGHTED = (nn.Conv2d, nn.Linear)
 WINDOW = {"cpu": (256, 2**25)}  # at most this many images and bytes per synapse call
 OTHER_DEVICES = (4096, 2**29)  # accelerators: a few large calls beat many small ones
 CONV_WORKSPACE = 2  # a conv call's temporary memory, in units of its input + output (for max_memory)
+HEADROOM = 0.85  # plan pieces within this share of max_memory: the allocator and libraries need the rest
 
 
 class SpikingLayer(nn.Module):
@@ -105,18 +106,15 @@ class SpikingNetwork(nn.Module):
         {layer: [flat indices]} or {layer: (channel, row, column)}, e.g. {0: [5, 17]}. Batches larger
         than `max_memory` bytes allow are simulated in pieces. `seed` fixes the "poisson" encoding."""
         x = self._check_input(x)
-        layers = range(len(self.layers))
         keep = self._membrane_choice(membrane, record)
         generator = torch.Generator(device=x.device).manual_seed(seed)
         shapes = self._shapes(x)
-        pieces = [self._simulate(part, record, keep, generator, shapes)
-                  for part in x.split(self._batch_size(x, record, keep, shapes))]
-        if len(pieces) == 1:
-            return pieces[0]
-        join = lambda tensors, dim: None if tensors[0] is None else torch.cat(tensors, dim)
-        per_layer = lambda name, dim: [join([getattr(p, name)[i] for p in pieces], dim) for i in layers]
-        return Recording(torch.cat([p.output for p in pieces]), per_layer("counts", 0),
-                         per_layer("spikes", 1) if record else None, per_layer("membrane", 1))
+        rec = self._recording(x, record, keep, shapes)
+        piece, window = self._plan(x, record, keep, shapes)
+        outputs = [self._simulate(x, slice(start, start + piece), window, rec, keep, generator, shapes)
+                   for start in range(0, len(x), piece)] or [self.readout(rec.counts[-1])]  # or no images
+        rec.output = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+        return rec
 
     def _membrane_choice(self, membrane, record):
         """{layer: neurons (None for all)} from run's `membrane` argument."""
@@ -160,51 +158,74 @@ class SpikingNetwork(nn.Module):
         first = torch.Size(shapes[0]).numel() if self.encoding == "current" else x.shape[1:].numel()
         return CONV_WORKSPACE * self._step_bytes(x, shapes) + 3 * 8 * first
 
-    def _window(self, batch, x, shapes):
+    def _window(self, batch, x, shapes, room=None):
         """Steps per synapse call for a piece of `batch` images: self.chunk, or sized to the cache and to
-        half of max_memory."""
+        half of `room` (the bytes left for the work; default max_memory)."""
+        room = self.max_memory if room is None else room
         T = self.timesteps
         if self.chunk is not None:
             return max(1, min(int(self.chunk), T))
         images, budget = WINDOW.get(x.device.type, OTHER_DEVICES)
         steps = min(images // batch, budget // (batch * self._step_bytes(x, shapes)),
-                    int(self.max_memory // 2 // (batch * self._step_memory(x, shapes))))
+                    int(room // 2 // (batch * self._step_memory(x, shapes))))
         steps = min(T, max(1, steps))
         windows = -(-T // steps)
         return -(-T // windows)  # equal windows: 32 steps in 3 windows are 11 + 11 + 10
 
-    def _memory(self, x, batch, record, keep, shapes=None):
-        """Bytes that simulating `batch` images like x takes: per image the potentials, the counts and
-        the recordings, plus one window of synapse calls and closed forms."""
-        shapes = shapes or self._shapes(x)
-        T, itemsize = self.timesteps, x.element_size()
+    def _kept(self, batch, keep, shapes):
+        """The shape of each layer's membrane recording per step for `batch` images, or None."""
+        return [None if i not in keep else
+                select(torch.empty((batch, *shape), device="meta"), keep[i]).shape for i, shape in enumerate(shapes)]
+
+    def _recording(self, x, record, keep, shapes):
+        """The whole batch's Recording, empty: the pieces write into it."""
+        B, T, device = len(x), self.timesteps, x.device
+        counts = [torch.zeros((B, *s), dtype=x.dtype, device=device) for s in shapes]
+        spikes = [torch.empty((T, B, *s), dtype=torch.bool, device=device) for s in shapes] if record else None
+        membrane = [None if k is None else torch.empty((T, *k), dtype=x.dtype, device=device)
+                    for k in self._kept(B, keep, shapes)]
+        return Recording(None, counts, spikes, membrane)
+
+    def _output_bytes(self, x, batch, record, keep, shapes):
+        """Bytes of the Recording for `batch` images: counts, and spikes (bool) and potentials if kept."""
+        T, itemsize, sizes = self.timesteps, x.element_size(), [torch.Size(s).numel() for s in shapes]
+        kept = sum(k.numel() for k in self._kept(batch, keep, shapes) if k is not None)
+        return batch * sum(sizes) * (itemsize + (T if record else 0)) + T * kept * itemsize
+
+    def _work_bytes(self, x, batch, shapes, room=None):
+        """Bytes a piece of `batch` images works in: potentials, one window of synapse calls and closed
+        forms, the window's spike count (one step)."""
         sizes = [torch.Size(s).numel() for s in shapes]
+        per_image = (sum(sizes) + max(sizes)) * x.element_size()
+        return batch * (per_image + self._window(batch, x, shapes, room) * self._step_memory(x, shapes))
+
+    def _memory(self, x, batch, record, keep, shapes=None):
+        """Bytes that simulating `batch` images like x in one piece takes."""
+        shapes = shapes or self._shapes(x)
         keep = keep if isinstance(keep, dict) else dict.fromkeys(keep)
-        kept = sum(select(torch.empty((1, *shapes[i]), device="meta"), n).numel() for i, n in keep.items())
-        per_image = (2 * sum(sizes) + x.shape[1:].numel()) * itemsize  # potentials, counts, input
-        per_image += T * (sum(sizes) if record else 0) + T * kept * itemsize  # spikes (bool), potentials
-        return batch * (per_image + self._window(batch, x, shapes) * self._step_memory(x, shapes))
+        return self._output_bytes(x, batch, record, keep, shapes) + self._work_bytes(x, batch, shapes)
+
+    def _plan(self, x, record, keep, shapes):
+        """(images per piece, steps per window) so that the whole batch's Recording and one piece's work
+        stay under HEADROOM * max_memory bytes; at least 1 image and 1 step."""
+        room = HEADROOM * self.max_memory - self._output_bytes(x, len(x), record, keep, shapes)
+        low, high = 1, max(1, len(x))
+        while low < high:  # the largest piece that fits
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if self._work_bytes(x, middle, shapes, room) <= room else (low, middle - 1)
+        return low, self._window(low, x, shapes, room)
 
     def _batch_size(self, x, record, keep, shapes=None):
-        """Images per piece so that one piece stays under max_memory bytes (at least 1)."""
-        shapes = shapes or self._shapes(x)
-        low, high = 1, len(x)
-        while low < high:  # the largest batch that fits
-            middle = (low + high + 1) // 2
-            fits = self._memory(x, middle, record, keep, shapes) <= self.max_memory
-            low, high = (middle, high) if fits else (low, middle - 1)
-        return low
+        """Images per piece (see `_plan`)."""
+        keep = keep if isinstance(keep, dict) else dict.fromkeys(keep)
+        return self._plan(x, record, keep, shapes or self._shapes(x))[0]
 
     @torch.no_grad()
-    def _simulate(self, x, record, keep, generator, shapes):
+    def _simulate(self, x, images, window, rec, keep, generator, shapes):
+        """Simulate x[images], writing its counts, spikes and potentials into `rec`; returns its output."""
+        x = x[images]
         T, B, dtype = self.timesteps, len(x), x.dtype
-        window = self._window(B, x, shapes)
-        new = lambda shape, **kw: torch.empty((*shape,), device=x.device, **{"dtype": dtype, **kw})
-        counts = [torch.zeros((B, *s), dtype=dtype, device=x.device) for s in shapes]
-        spikes = [new((T, B, *s), dtype=torch.bool) for s in shapes] if record else None
-        membrane = [None] * len(shapes)
-        for i, neurons in keep.items():
-            membrane[i] = new((T, *select(torch.empty((B, *shapes[i]), device="meta"), neurons).shape))
+        counts = [c[images] for c in rec.counts]
         constant = self.layers[0].synapse(x) if self.encoding == "current" else None
         potentials = [None if i == 0 and constant is not None else
                       torch.full((B, *s), layer.v_init, dtype=dtype, device=x.device)
@@ -216,11 +237,12 @@ class SpikingNetwork(nn.Module):
         for start in range(0, T, window):
             steps, rows = min(window, T - start), slice(start, start + window)
             for i, layer in enumerate(self.layers):
+                trace = None if rec.membrane[i] is None else rec.membrane[i][rows, images]
                 if i == 0 and constant is not None:
                     fired, v = constant_current_window(constant, start, steps, layer.threshold, layer.v_init,
-                                                       membrane[0] is not None)
-                    if v is not None:
-                        membrane[0][rows] = select(v, keep[0], 2)
+                                                       trace is not None)
+                    if trace is not None:
+                        trace.copy_(select(v, keep[0], 2))
                     h = fired.to(dtype)
                 else:
                     if i == 0:
@@ -228,12 +250,11 @@ class SpikingNetwork(nn.Module):
                              else train[rows]).to(dtype)
                     current = layer.synapse(h.flatten(0, 1)).contiguous()
                     h = self._scan(current.view(steps, B, *current.shape[1:]), potentials[i], layer.threshold,
-                                   None if membrane[i] is None else membrane[i][rows], keep.get(i))
+                                   trace, keep.get(i))
                 counts[i] += h.sum(0)
-                if record:
-                    spikes[i][rows] = h
-        output = self.readout(counts[-1] / T)
-        return Recording(output, counts, spikes, membrane)
+                if rec.spikes is not None:
+                    rec.spikes[i][rows, images] = h
+        return self.readout(counts[-1] / T)
 
     @staticmethod
     def _scan(currents, v, threshold, trace=None, neurons=None):

@@ -11,6 +11,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 import cqlearn as cq
+from cqlearn.snn import HEADROOM
 
 
 def small_net(mode="floor"):
@@ -161,7 +162,17 @@ def test_pieces_fit_the_memory_limit_and_recording_is_counted():
     quiet, loud = snn._memory(x, 50, False, {}), snn._memory(x, 50, True, {})
     neurons = 4 * 64 + 4 * 16 + 6 * 16
     assert loud - quiet == 50 * 64 * neurons  # one byte per recorded spike
-    snn.max_memory = quiet // 5
-    piece = snn._batch_size(x, False, {})
-    assert 1 <= piece < 50 and snn._memory(x, piece, False, {}) <= snn.max_memory
-    assert snn._memory(x, piece + 1, False, {}) > snn.max_memory
+    shapes = snn._shapes(x)
+    for record in (False, True):
+        whole = snn._output_bytes(x, 50, record, {}, shapes)  # the Recording of all 50 images
+        snn.chunk = 1
+        snn.max_memory = (whole + snn._work_bytes(x, 20, shapes)) / HEADROOM
+        assert snn._batch_size(x, record, {}) == 20
+        snn.chunk = None  # windows shrink to fit too: at most half the room left by the Recording
+        room = HEADROOM * snn.max_memory - whole
+        piece = snn._batch_size(x, record, {})
+        assert snn._work_bytes(x, piece, shapes, room) <= room < snn._work_bytes(x, piece + 1, shapes, room)
+        window = snn._window(piece, x, shapes, room)
+        assert window == 1 or piece * window * snn._step_memory(x, shapes) <= room / 2
+        rec = snn.run(x, record=record)
+        assert rec.output.shape == (50, 5) and rec.counts[0].shape == (50, 4, 8, 8)

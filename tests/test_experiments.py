@@ -1,7 +1,6 @@
 """`cqlearn train` (staged, checkpointed, resumable) and `cqlearn eval` (rows, weight bits), on a tiny
 fake MNIST written by the tests."""
 import csv
-import os
 import signal
 import subprocess
 import sys
@@ -16,6 +15,15 @@ from cqlearn import baseline, experiments
 from cqlearn.cli import main
 
 TINY = {"width": 2, "dropout": 0.0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Bit-for-bit comparisons need the same thread count everywhere (reductions split differently)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +117,7 @@ def test_resume_refuses_other_settings(root, tmp_path):
 def test_a_killed_command_resumes(root, reference, tmp_path):
     """SIGKILL the real command once its first checkpoint is on disk, then `--resume`."""
     command = [sys.executable, "-m", "cqlearn", "train", "--model", "mnist_cnn", "--dataset", "mnist",
-               "--epochs", "2", "2", "--batch-size", "16", "--width", "2", "--dropout", "0", "--device", "cpu",
+               "--epochs", "2", "2", "--batch-size", "16", "--width", "2", "--dropout", "0", "--device", "cpu", "--threads", "1",
                "--out", str(tmp_path), "--root", str(root), "--no-progress"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120

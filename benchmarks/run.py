@@ -159,7 +159,8 @@ def main(argv=None):
         f"Written by `make bench` (`python benchmarks/run.py{' --quick' if args.quick else ''}`) on {timing.today()}"
         f" in {time.perf_counter() - began:.0f} s.",
         "",
-        f"Machine: {machine}.",
+        f"Machine: {machine}"
+        + (f", {os.getloadavg()[0]:.1f} at the end." if hasattr(os, "getloadavg") else "."),
         "",
         "Each baseline is measured in the same run as ours, interleaved with it (ours, baseline, baseline, ours, ...);",
         f"times are medians of {args.repeats} repeats after a warm-up, and a time ratio is the median of the",

@@ -154,9 +154,10 @@ class SpikingNetwork(nn.Module):
         return max(sizes[i] + sizes[i + 1] for i in range(len(shapes))) * x.element_size()
 
     def _step_memory(self, x, shapes):
-        """Memory per image and step of a window: the synapse call and its workspace, the closed form."""
+        """Memory per image and step of a window: the synapse call and its workspace, the closed form's
+        spikes (its float64 work goes in blocks of a few MB, within HEADROOM)."""
         first = torch.Size(shapes[0]).numel() if self.encoding == "current" else x.shape[1:].numel()
-        return CONV_WORKSPACE * self._step_bytes(x, shapes) + 3 * 8 * first
+        return CONV_WORKSPACE * self._step_bytes(x, shapes) + first * (1 + x.element_size())  # spikes: bool, float
 
     def _window(self, batch, x, shapes, room=None):
         """Steps per synapse call for a piece of `batch` images: self.chunk, or sized to the cache and to
@@ -238,16 +239,18 @@ class SpikingNetwork(nn.Module):
             steps, rows = min(window, T - start), slice(start, start + window)
             for i, layer in enumerate(self.layers):
                 trace = None if rec.membrane[i] is None else rec.membrane[i][rows, images]
-                if i == 0 and constant is not None:
-                    fired, v = constant_current_window(constant, start, steps, layer.threshold, layer.v_init,
-                                                       trace is not None)
+                if i == 0 and constant is not None:  # IF neurons under a constant current: closed form
+                    h = torch.empty((steps, *constant.shape), dtype=dtype, device=x.device)
+                    _, v = constant_current_window(constant, start, steps, layer.threshold, layer.v_init,
+                                                   trace is not None, out=h)
                     if trace is not None:
                         trace.copy_(select(v, keep[0], 2))
-                    h = fired.to(dtype)
                 else:
-                    if i == 0:
-                        h = (encode(x, steps, self.encoding, generator, start) if train is None
-                             else train[rows]).to(dtype)
+                    if i == 0 and self.encoding == "spikes":
+                        h = constant_current_window(x, start, steps, out=torch.empty((steps, *x.shape), dtype=dtype,
+                                                                                    device=x.device))[0]
+                    elif i == 0:
+                        h = (encode(x, steps, "poisson", generator) if train is None else train[rows]).to(dtype)
                     current = layer.synapse(h.flatten(0, 1)).contiguous()
                     h = self._scan(current.view(steps, B, *current.shape[1:]), potentials[i], layer.threshold,
                                    trace, keep.get(i))

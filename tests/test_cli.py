@@ -15,7 +15,7 @@ def test_demo_quick_prints_the_table_and_writes_figures(tmp_path, capsys):
         assert (tmp_path / name).stat().st_size > 1000, name
 
 
-@pytest.mark.parametrize("command", [[], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["eval"]])
 def test_help_on_every_subcommand(command):
     result = subprocess.run([sys.executable, "-m", "cqlearn", *command, "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "usage: cqlearn" in result.stdout

@@ -162,10 +162,12 @@ def main(argv=None):
         f"Machine: {machine}"
         + (f", {os.getloadavg()[0]:.1f} at the end." if hasattr(os, "getloadavg") else "."),
         "",
-        "Each baseline is measured in the same run as ours, interleaved with it (ours, baseline, baseline, ours, ...);",
-        f"times are medians of {args.repeats} repeats after a warm-up, and a time ratio is the median of the",
-        "per-repeat ratios ours / baseline, so below 1 means ours is faster. Memory is the rise of the peak",
-        "resident set in a fresh process. Rerun with `make bench`; see `python benchmarks/run.py --help`.",
+        "Each baseline is measured in the same run as ours, interleaved with it (ours, baselines, then the",
+        f"other way round), for at least {args.repeats} rounds and at least 2 s of ours after a warm-up. A shared",
+        "machine only adds time, so a time is the fastest round and a ratio is ours / baseline of those",
+        "(below 1: ours is faster); the notes give the median of the per-round ratios as a check. Memory is",
+        "the rise of the peak resident set in a fresh process. Rerun with `make bench`; see",
+        "`python benchmarks/run.py --help`.",
     ]
     text = markdown(rows, header)
     if args.out == "-":

@@ -6,6 +6,10 @@ import timing
 GOAL_DENSE = 1.25  # ours / dense limit
 
 
+def _check(r, name):
+    return f"median ratio of {r['repeats']} rounds {r['median ratio:' + name]:.2f}"
+
+
 def compare(name, timesteps, batch=16, encoding="spikes", repeats=5, spikingjelly=True):
     """Rows comparing cq.convert(...).run(x) with each baseline on the same network and images."""
     model, x, source = nets.network(name, batch)
@@ -31,16 +35,18 @@ def compare(name, timesteps, batch=16, encoding="spikes", repeats=5, spikingjell
         "ours": timing.ms(r["ours"]), "baseline": timing.ms(limit), "ratio": r["ratio:" + limit_name],
         "goal": f"<= {GOAL_DENSE}", "met": r["ratio:" + limit_name] <= GOAL_DENSE,
         "note": (f"dense limit = {limit_name} (the other, {other}, took {timing.ms(r[other])}); "
-                 f"ours ran {window}-step windows; {source}"),
+                 f"ours ran {window}-step windows; {source}; {_check(r, limit_name)}"),
     }, {
         "case": f"SNN inference vs the synapses alone (no neurons): {case}",
         "ours": timing.ms(r["ours"]), "baseline": timing.ms(r["synapses"]), "ratio": r["ratio:synapses"],
         "goal": "-", "met": None,
-        "note": f"information: the Conv2d/AvgPool2d calls of our {window}-step windows without the IF neurons",
+        "note": (f"information: the Conv2d/AvgPool2d calls of our {window}-step windows without the IF neurons; "
+                 f"{_check(r, 'synapses')}"),
     }, {
         "case": f"SNN inference vs per-step loop: {case}",
         "ours": timing.ms(r["ours"]), "baseline": timing.ms(r["per-step loop"]), "ratio": r["ratio:per-step loop"],
-        "goal": "< 1", "met": r["ratio:per-step loop"] < 1, "note": "every step through the whole network",
+        "goal": "< 1", "met": r["ratio:per-step loop"] < 1,
+        "note": f"every step through the whole network; {_check(r, 'per-step loop')}",
     }]
     if spikingjelly:
         version = nets.spikingjelly_version()
@@ -49,7 +55,8 @@ def compare(name, timesteps, batch=16, encoding="spikes", repeats=5, spikingjell
                 "case": f"SNN inference vs SpikingJelly: {case}",
                 "ours": timing.ms(r["ours"]), "baseline": timing.ms(r["SpikingJelly"]),
                 "ratio": r["ratio:SpikingJelly"], "goal": "<= 1", "met": r["ratio:SpikingJelly"] <= 1,
-                "note": f"spikingjelly {version}, multi-step IFNode (soft reset), SeqToANNContainer synapses",
+                "note": (f"spikingjelly {version}, multi-step IFNode (soft reset), SeqToANNContainer synapses; "
+                         f"{_check(r, 'SpikingJelly')}"),
             })
         else:
             reason = why_not if version else "spikingjelly is not installed (pip install spikingjelly --no-deps)"

@@ -1,8 +1,9 @@
 """Measuring helpers: the machine, paired timings, peak memory of a child process.
 
-Timings are paired: each repeat times ours and the baseline back to back (alternating which goes
-first), and the ratio is the median of the per-repeat ratios, so load that drifts on a shared machine
-cancels out of the ratio even when it moves both medians.
+Timings are paired: each repeat times ours and every baseline back to back (alternating the order),
+so a baseline always runs under the same conditions as ours. A shared machine only ever adds time
+(other processes, OpenMP threads waiting for a core), so the reported time is the fastest repeat and
+a ratio is fastest / fastest; the median ratio of the pairs is kept as a check.
 """
 import datetime
 import json
@@ -50,25 +51,30 @@ def clock(function):
     return time.perf_counter() - start
 
 
-def paired(ours, baselines, repeats=5, warmup=1):
+def paired(ours, baselines, repeats=5, warmup=1, seconds=2.0, most=25):
     """Time `ours` against each callable in `baselines` (a dict name -> callable), interleaved.
 
-    Returns {"ours": median s, name: median s, ..., "ratio:" + name: median of ours / name per repeat}."""
+    At least `repeats` rounds, more (up to `most`) while ours has run for under `seconds` in all.
+    Returns {"ours": fastest s, name: fastest s, ..., "ratio:" + name: fastest ours / fastest name,
+    "median ratio:" + name: median of the per-round ratios, "repeats": rounds}."""
     for _ in range(warmup):
         ours()
         for f in baselines.values():
             f()
     times = {"ours": [], **{name: [] for name in baselines}}
-    for r in range(repeats):
+    r = 0
+    while r < repeats or (sum(times["ours"]) < seconds and r < most):
         order = [("ours", ours), *baselines.items()]
         if r % 2:
             order.reverse()
         for name, f in order:
             times[name].append(clock(f))
-    result = {name: statistics.median(ts) for name, ts in times.items()}
+        r += 1
+    result = {name: min(ts) for name, ts in times.items()}
     for name in baselines:
-        result["ratio:" + name] = statistics.median(o / b for o, b in zip(times["ours"], times[name]))
-    result["repeats"] = repeats
+        result["ratio:" + name] = result["ours"] / result[name]
+        result["median ratio:" + name] = statistics.median(o / b for o, b in zip(times["ours"], times[name]))
+    result["repeats"] = r
     return result
 
 

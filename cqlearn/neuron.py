@@ -76,7 +76,7 @@ def constant_current_window(current, start, steps, threshold=1.0, v_init=0.0, me
     spikes = torch.empty((steps, *shape), dtype=torch.bool, device=current.device)
     trace = torch.empty((steps, *shape), dtype=dtype, device=current.device) if membrane else None
     t = torch.arange(start, start + steps + 1, dtype=torch.float64, device=current.device)[:, None]
-    block = max(1, CACHE_ELEMENTS // (steps + 1))
+    block = max(1, CACHE_ELEMENTS // (steps + 1)) if current.device.type == "cpu" else max(1, flat.numel())
     for j in range(0, flat.numel(), block):
         columns = slice(j, j + block)
         drive = t * flat[columns].double()  # v_init + t * current; adding 0 or dividing by 1 changes no bit

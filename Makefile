@@ -27,7 +27,8 @@ lab: $(BIN)/cqlearn
 	$(BIN)/jupyter lab book/
 
 bench: $(BIN)/cqlearn
-	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/pip install --quiet nbclient psutil loguru
+	$(BIN)/pip install --quiet --no-deps spikingjelly  # its own dependencies would pull torchaudio
 	$(BIN)/python benchmarks/run.py
 
 book: $(BIN)/cqlearn

@@ -14,16 +14,9 @@ import cqlearn as cq
 from cqlearn import baseline, experiments
 from cqlearn.cli import main
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = {"width": 2, "dropout": 0.0}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Bit-for-bit comparisons need the same thread count everywhere (reductions split differently)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -14,40 +14,12 @@ from cqlearn import analysis
 from cqlearn.widgets import clamp, conversion, neuron, quantization, training
 from cqlearn.widgets._explorer import single_threaded
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tensors are tiny; on a shared CPU, torch's worker threads only add waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def cq16():
-    return cq.load(cq.shipped("digits_cnn_cq16.pt"))
-
-
-@pytest.fixture(scope="module")
-def plain():
-    return cq.load(cq.shipped("digits_cnn_plain.pt"))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def few():
     return cq.data.load("digits", "test", limit=48)
-
-
-@pytest.fixture
-def static(monkeypatch):
-    monkeypatch.setenv("CQ_STATIC", "1")
-
-
-@pytest.fixture
-def live(monkeypatch):
-    pytest.importorskip("anywidget")
-    monkeypatch.delenv("CQ_STATIC", raising=False)
 
 
 def _spiking_layers(model):

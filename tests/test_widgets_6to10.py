@@ -1,7 +1,5 @@
 """The widgets of chapters 6-10, without a browser: update functions against closed forms and the
 library, explorers that build and redraw, and the matplotlib path of static_mode()."""
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -10,34 +8,12 @@ from matplotlib.figure import Figure
 import cqlearn as cq
 from cqlearn.widgets import bits, energy, raster, timesteps
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def cq16():
-    return cq.load(cq.shipped("digits_cnn_cq16.pt"))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def few():
     return cq.data.load("digits", "test", limit=24)
-
-
-@pytest.fixture
-def static(monkeypatch):
-    monkeypatch.setenv("CQ_STATIC", "1")
-
-
-@pytest.fixture
-def live(monkeypatch):
-    pytest.importorskip("anywidget")
-    monkeypatch.delenv("CQ_STATIC", raising=False)
 
 
 # Chapter 6: rasters and membranes -------------------------------------------------------------------

@@ -16,6 +16,6 @@ from .train import evaluate, predict, seed_everything, staged, train
 
 __version__ = "0.1.0"
 QUICK = os.environ.get("CQ_QUICK") == "1"  # small data and few epochs; the book's checks still hold
-__all__ = ["CQ", "Clamp", "Recording", "SpikingLayer", "SpikingNetwork", "analysis", "convert", "data", "energy",
-           "evaluate",
-           "fold_batchnorm", "load", "models", "plots", "predict", "save", "seed_everything", "shipped", "staged", "to_clamp", "to_cq", "train"]
+__all__ = ["CQ", "Clamp", "Recording", "SpikingLayer", "SpikingNetwork", "analysis", "convert", "data",
+           "energy", "evaluate", "fold_batchnorm", "load", "models", "plots", "predict", "save",
+           "seed_everything", "shipped", "staged", "to_clamp", "to_cq", "train"]

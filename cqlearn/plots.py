@@ -66,15 +66,24 @@ def activation_vs_rate(activation, rate, ax=None, title="CQ-CNN activation again
     return ax
 
 
-def accuracy_vs_timesteps(curves, reference=None, ax=None, title="SNN accuracy against time steps"):
-    """curves: {label: {T: accuracy}}; reference: the CQ-CNN accuracy as a horizontal line (chapter 7)."""
+def accuracy_curves(curves, xlabel, reference=None, reference_label="reference", ax=None, title=None):
+    """curves: {label: {x: accuracy}} on a log2 x axis with a tick at every x, plus an optional
+    horizontal reference line; accuracies in [0, 1], drawn in %."""
     ax = _axes(ax)
     for label, points in curves.items():
-        T = sorted(points)
-        ax.plot(T, [100 * points[t] for t in T], "o-", label=label)
+        xs = sorted(points)
+        ax.plot(xs, [100 * points[x] for x in xs], "o-", label=label)
     if reference is not None:
-        ax.axhline(100 * reference, color="k", ls="--", lw=1, label=f"CQ-CNN {100 * reference:.2f} %")
+        ax.axhline(100 * reference, color="k", ls="--", lw=1, label=f"{reference_label} {100 * reference:.2f} %")
     ax.set_xscale("log", base=2)
-    ax.set(title=title, xlabel="time steps T", ylabel="test accuracy (%)")
-    ax.legend(loc="lower right")
+    ticks = sorted({x for points in curves.values() for x in points})
+    ax.set_xticks(ticks, [str(x) for x in ticks])
+    ax.minorticks_off()
+    ax.set(title=title, xlabel=xlabel, ylabel="test accuracy (%)")
+    ax.legend(loc="lower right", fontsize=8)
     return ax
+
+
+def accuracy_vs_timesteps(curves, reference=None, ax=None, title="SNN accuracy against time steps"):
+    """curves: {label: {T: accuracy}}; reference: the CQ-CNN accuracy as a horizontal line (chapter 7)."""
+    return accuracy_curves(curves, "time steps T", reference, "CQ-CNN", ax, title)

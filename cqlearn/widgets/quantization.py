@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import plots
 from ..quant import CQ, MODES, check_levels, check_mode, staircase, to_cq
 from ..train import evaluate
 from . import static_mode
@@ -68,21 +69,8 @@ def ste_figure(levels=4, mode="floor"):
 
 def accuracy_vs_levels(curves, reference=None, ax=None, title="Accuracy against levels L (no retraining)"):
     """curves: {label: {L: accuracy}}; reference: a horizontal line, e.g. the network's own accuracy."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        ax = plt.subplots(figsize=(6, 3.5), constrained_layout=True)[1]
-    for label, points in curves.items():
-        L = sorted(points)
-        ax.plot(L, [100 * points[k] for k in L], "o-", label=label)
-    if reference is not None:
-        ax.axhline(100 * reference, color="k", ls="--", lw=1, label=f"reference {100 * reference:.1f} %")
-    ax.set_xscale("log", base=2)
-    ticks = sorted({L for points in curves.values() for L in points})
-    ax.set_xticks(ticks, [str(L) for L in ticks])
-    ax.minorticks_off()
-    ax.set(title=title, xlabel="levels L", ylabel="test accuracy (%)", ylim=(0, 102))
-    ax.legend(loc="lower right", fontsize=8)
+    ax = plots.accuracy_curves(curves, "levels L", reference, ax=ax, title=title)
+    ax.set_ylim(0, 102)
     return ax
 
 

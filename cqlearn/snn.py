@@ -164,9 +164,8 @@ class SpikingNetwork(nn.Module):
         half of `room` (the bytes left for the work; default max_memory)."""
         room = self.max_memory if room is None else room
         T = self.timesteps
-        chunk = getattr(self, "chunk", None)  # networks pickled before the attribute existed have none
-        if chunk is not None:
-            return max(1, min(int(chunk), T))
+        if self.chunk is not None:
+            return max(1, min(int(self.chunk), T))
         images, budget = WINDOW.get(x.device.type, OTHER_DEVICES)
         steps = min(images // batch, budget // (batch * self._step_bytes(x, shapes)),
                     int(room // 2 // (batch * self._step_memory(x, shapes))))

@@ -19,7 +19,11 @@ def _train_parser(commands):
                        help="epochs per stage: PLAIN CQ, or PLAIN CLAMP CQ, or one number for both (default: 10 5)")
     train.add_argument("--out", required=True, help="folder for the checkpoints")
     train.add_argument("--resume", action="store_true", help="go on from OUT/last.pt after an interruption")
-    train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, cosine decay per stage")
+    train.add_argument("--optimizer", default="adam", choices=["adam", "sgd"],
+                       help="adam, or sgd with Nesterov momentum (default: adam)")
+    train.add_argument("--lr", type=float, default=1e-3, help="learning rate, cosine decay per stage (default: 1e-3)")
+    train.add_argument("--init", metavar="CHECKPOINT",
+                       help="start from this checkpoint of the same model, e.g. another run's plain.pt")
     train.add_argument("--weight-decay", type=float, default=5e-4)
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--seed", type=int, default=0)
@@ -98,7 +102,7 @@ def main(argv=None):
             kwargs["width"] = int(kwargs["width"])
         train_run(args.out, args.model, args.dataset, args.levels, args.epochs, args.mode, args.lr, args.batch_size,
                   args.weight_decay, args.seed, args.limit, args.test_limit, args.augment, args.root, args.device,
-                  args.amp, args.resume, kwargs, progress=not args.no_progress, command=argv)
+                  args.amp, args.resume, kwargs, progress=not args.no_progress, command=argv, optimizer=args.optimizer, init=args.init)
     elif args.command == "eval":
         from .experiments import eval_run
         bits = WEIGHT_BITS if args.weight_bits == [] else args.weight_bits

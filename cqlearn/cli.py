@@ -62,8 +62,10 @@ def _eval_parser(commands):
     ev.add_argument("--results", help="append the rows to this .csv or .md file")
     ev.add_argument("--baseline", metavar="PLAIN_CHECKPOINT",
                     help="also convert this plain ReLU network naively (cqlearn.baseline, data-based normalisation)")
-    ev.add_argument("--percentile", type=float, default=99.9,
-                    help="percentile of the activations that sets the baseline's scales (default: 99.9)")
+    ev.add_argument("--percentile", type=float, nargs="+", default=[99.9],
+                    help="percentiles of the activations that set the baseline's scales, a row each; "
+                    "100 is the data-based max (default: 99.9)")
+    ev.add_argument("--figure", metavar="PATH", help="also draw accuracy against T into this .png")
     ev.add_argument("--record", action="store_true",
                     help="also store the measured accuracies in the checkpoint's metadata")
     ev.add_argument("--root", help="dataset folder (default: $CQLEARN_DATA or ./data)")
@@ -108,7 +110,7 @@ def main(argv=None):
         bits = WEIGHT_BITS if args.weight_bits == [] else args.weight_bits
         eval_run(args.checkpoint, args.timesteps, args.encoding, bits or (), not args.float_readout, args.dataset,
                  args.limit, args.layer_images, args.batch_size, args.results, args.record, args.root, args.device,
-                 progress=not args.no_progress, command=argv, baseline=args.baseline, percentile=args.percentile)
+                 progress=not args.no_progress, command=argv, baseline=args.baseline, percentiles=args.percentile, figure=args.figure)
 
 
 if __name__ == "__main__":

@@ -312,14 +312,15 @@ def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_images=1
 
 def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_bits=(), readout=True,
              dataset=None, limit=None, layer_images=1000, batch_size=250, results=None, record=False, root=None,
-             device=None, progress=True, log=print, command=None, baseline=None, percentile=99.9,
-             calibration=1000):
+             device=None, progress=True, log=print, command=None, baseline=None, percentiles=(99.9,),
+             calibration=1000, figure=None):
     """Rows comparing CNN, CQ-CNN and the SNN at each T (float weights, then each n in weight_bits), printed
     and appended to `results` (.csv, or a markdown table otherwise). record=True writes the SNN
     accuracies into the checkpoint's metadata. Returns the rows.
 
     baseline: a plain ReLU checkpoint to convert naively as well (cqlearn.baseline.normalise, scales
-    from the `percentile` of the activations on `calibration` training images), a row per T."""
+    from each of `percentiles` of the activations on `calibration` training images; 100 is the max), a
+    row per T and percentile. figure: a .png (or .svg, .pdf) path for accuracy against T, float weights."""
     device = pick_device(device)
     model = load(checkpoint).to(device)
     meta = dict(model.meta)
@@ -362,17 +363,48 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
                        **snn_row(model, net, test_set, cq_predictions, batch_size, layer_images, progress,
                                  f"{encoding} T={T} {bits or 32}-bit")}
                 add({**row, "snn_minus_converted": row["snn"] - cq_accuracy}, start)
-            if baseline:
+            for percentile in percentiles if baseline else ():
                 start = time.perf_counter()
                 net = naive.normalise(plain, images, T, encoding, percentile).to(device)
-                row = {**base, "network": f"ReLU baseline (p{percentile:g})", "levels": "-", "cq_cnn": None,
+                row = {**base, "network": baseline_name(percentile), "levels": "-", "cq_cnn": None,
                        "cnn": plain_accuracy, "checkpoint": str(baseline), "encoding": encoding, "timesteps": T,
                        "weights": "float32", "readout": "float32",
                        **snn_row(plain, net, test_set, plain_predictions, batch_size, 0, progress, f"baseline T={T}")}
                 add({**row, "snn_minus_converted": row["snn"] - plain_accuracy}, start)
     if results:
         log(f"appended {len(rows)} rows to {results}")
+    if figure:
+        save_figure(rows, figure)
+        log(f"wrote {figure}")
     return rows
+
+
+def baseline_name(percentile):
+    return "ReLU baseline (max)" if percentile == 100 else f"ReLU baseline (p{percentile:g})"
+
+
+def save_figure(rows, path):
+    """Accuracy against T of every float-weight network in `rows` (CQ per encoding, each baseline), with
+    the CQ-CNN as a dashed line: the figure that shows what CQ training buys (chapter 7)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plots import accuracy_vs_timesteps
+    curves = {}
+    for row in rows:
+        if row["weights"] == "float32":
+            label = f"{row['network']} SNN, {row['encoding']}"
+            curves.setdefault(label, {})[row["timesteps"]] = row["snn"]
+    first = rows[0]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    accuracy_vs_timesteps(curves, first["cq_cnn"], ax=ax,
+                          title=f"{first['dataset']}, {first['model']}: SNN accuracy against T "
+                                f"({first['images']} test images)")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _pct(value, signed=False):

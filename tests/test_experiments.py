@@ -253,3 +253,20 @@ def test_eval_converts_the_plain_network_naively_as_the_baseline(reference, root
     assert rows[1]["snn"] == pytest.approx(cq.evaluate(naive, test_set))
     assert rows[1]["cnn"] == pytest.approx(cq.evaluate(plain, test_set)) and rows[1]["cq_cnn"] is None
     assert rows[1]["snn_minus_converted"] == pytest.approx(rows[1]["snn"] - rows[1]["cnn"])
+
+
+def test_eval_baseline_max_and_percentile_and_the_figure(reference, root, tmp_path):
+    """--percentile 100 99.9 gives a max-normalised and a percentile row per T; --figure draws them."""
+    out, _ = reference
+    figure = tmp_path / "figure" / "accuracy.png"
+    rows = experiments.eval_run(out / "mnist_mnist_cnn_cq16.pt", timesteps=(8, 16), encodings=("current",),
+                                baseline=out / "plain.pt", percentiles=(100, 99.9), calibration=20,
+                                layer_images=0, root=root, progress=False, log=lambda *a: None, figure=figure)
+    assert [(r["network"], r["timesteps"]) for r in rows] == [
+        ("CQ", 8), ("ReLU baseline (max)", 8), ("ReLU baseline (p99.9)", 8),
+        ("CQ", 16), ("ReLU baseline (max)", 16), ("ReLU baseline (p99.9)", 16)]
+    plain = cq.load(out / "plain.pt")
+    images = cq.data.load("mnist", "train", root=root, limit=20).images
+    test_set = cq.data.load("mnist", "test", root=root)
+    assert rows[4]["snn"] == pytest.approx(cq.evaluate(baseline.normalise(plain, images, 16, "current", 100), test_set))
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

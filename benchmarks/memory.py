@@ -49,8 +49,8 @@ def split(images=2000, timesteps=64, max_memory=2**29, threads=0):
     model = nets.calibrated(cq.models.mnist_cnn("cq", levels=16), x[:256])
     snn = cq.convert(model, timesteps, "spikes")
     snn.max_memory = max_memory
-    piece = snn._batch_size(x, False, set())
-    whole = snn._memory(x, len(x), False, {}) if hasattr(snn, "_memory") else None
+    piece = snn.plan(x)[0]
+    whole = cq.memory.total_bytes(snn.footprint(x), len(x), timesteps, False, max_memory)
     _trim()
     start = timing.reset_peak()
     began = time.perf_counter()

@@ -9,10 +9,10 @@ back, so a layer only needs its input spikes in time order. The network runs in 
 steps: each synapse takes all the steps of a window in one call (a Conv2d on chunk * B images), then
 its IF neurons scan the window step by step (vectorised over all neurons) and the spikes go on to the
 next layer. chunk = 1 is the step-by-step loop of SNN libraries, chunk = T is layer by layer; by
-default a window holds up to 256 images and 32 MB (`WINDOW`, measured: see below). With
-the "current" encoding the first layer's input current is computed once and its spikes come from the
-closed form (chapter 3). Memory is the potentials, the counts and one window per layer, plus whatever
-is recorded; batches larger than `max_memory` allows are simulated in pieces.
+default a window holds up to 256 images and 32 MB (`memory.WINDOW`, measured). With the "current"
+encoding the first layer's input current is computed once and its spikes come from the closed form
+(chapter 3). Memory is the potentials, the counts and one window per layer, plus whatever is recorded;
+batches larger than `max_memory` allows are simulated in pieces (`SpikingNetwork.plan`, cqlearn.memory).
 """
 import copy
 from dataclasses import dataclass, field
@@ -20,19 +20,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from . import memory
 from .neuron import (check_encoding, check_timesteps, constant_current_window, encode,
                      initial_potential)
 from .quant import TOLERANCE, check_mode, quantize_tensor
 
 WEIGHTED = (nn.Conv2d, nn.Linear)
-# Steps per synapse call, chosen by measurement (benchmarks/, 1 thread on a 2-core EPYC): the fastest
-# windows held 64-256 images and 16-32 MB of synapse input + output (digits_cnn B=16: 8-16 steps;
-# vgg_small B=16: 4-8; vgg_star B=2: 8-16), 10-25 % faster than one step per call and 1.3-2x faster
-# than all T steps in one call, which falls out of cache.
-WINDOW = {"cpu": (256, 2**25)}  # at most this many images and bytes per synapse call
-OTHER_DEVICES = (4096, 2**29)  # accelerators: a few large calls beat many small ones
-CONV_WORKSPACE = 2  # a conv call's temporary memory, in units of its input + output (for max_memory)
-HEADROOM = 0.85  # plan pieces within this share of max_memory: the allocator and libraries need the rest
 
 
 class SpikingLayer(nn.Module):
@@ -110,7 +103,8 @@ class SpikingNetwork(nn.Module):
         generator = torch.Generator(device=x.device).manual_seed(seed)
         shapes = self._shapes(x)
         rec = self._recording(x, record, keep, shapes)
-        piece, window = self._plan(x, record, keep, shapes)
+        footprint = self.footprint(x, keep, record, shapes)
+        piece, window = memory.plan(footprint, len(x), self.timesteps, record, self.max_memory, self.chunk)
         outputs = [self._simulate(x, slice(start, start + piece), window, rec, keep, generator, shapes)
                    for start in range(0, len(x), piece)] or [self.readout(rec.counts[-1])]  # or no images
         rec.output = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
@@ -148,35 +142,10 @@ class SpikingNetwork(nn.Module):
             shapes.append(tuple(h.shape[1:]))
         return shapes
 
-    def _step_bytes(self, x, shapes):
-        """Bytes one image's step takes in the largest synapse call: its input and output."""
-        sizes = [x.shape[1:].numel()] + [torch.Size(s).numel() for s in shapes]
-        return max(sizes[i] + sizes[i + 1] for i in range(len(shapes))) * x.element_size()
-
-    def _step_memory(self, x, shapes):
-        """Memory per image and step of a window: the synapse call and its workspace, the closed form's
-        spikes (its float64 work goes in blocks of a few MB, within HEADROOM)."""
-        first = torch.Size(shapes[0]).numel() if self.encoding == "current" else x.shape[1:].numel()
-        return CONV_WORKSPACE * self._step_bytes(x, shapes) + first * (1 + x.element_size())  # spikes: bool, float
-
-    def _window(self, batch, x, shapes, room=None):
-        """Steps per synapse call for a piece of `batch` images: self.chunk, or sized to the cache and to
-        half of `room` (the bytes left for the work; default max_memory)."""
-        room = self.max_memory if room is None else room
-        T = self.timesteps
-        if self.chunk is not None:
-            return max(1, min(int(self.chunk), T))
-        images, budget = WINDOW.get(x.device.type, OTHER_DEVICES)
-        steps = min(images // batch, budget // (batch * self._step_bytes(x, shapes)),
-                    int(room // 2 // (batch * self._step_memory(x, shapes))))
-        steps = min(T, max(1, steps))
-        windows = -(-T // steps)
-        return -(-T // windows)  # equal windows: 32 steps in 3 windows are 11 + 11 + 10
-
-    def _kept(self, batch, keep, shapes):
-        """The shape of each layer's membrane recording per step for `batch` images, or None."""
+    def _kept(self, images, keep, shapes):
+        """The shape of each layer's membrane recording per step for `images` images, or None."""
         return [None if i not in keep else
-                select(torch.empty((batch, *shape), device="meta"), keep[i]).shape for i, shape in enumerate(shapes)]
+                select(torch.empty((images, *shape), device="meta"), keep[i]).shape for i, shape in enumerate(shapes)]
 
     def _recording(self, x, record, keep, shapes):
         """The whole batch's Recording, empty: the pieces write into it."""
@@ -187,39 +156,22 @@ class SpikingNetwork(nn.Module):
                     for k in self._kept(B, keep, shapes)]
         return Recording(None, counts, spikes, membrane)
 
-    def _output_bytes(self, x, batch, record, keep, shapes):
-        """Bytes of the Recording for `batch` images: counts, and spikes (bool) and potentials if kept."""
-        T, itemsize, sizes = self.timesteps, x.element_size(), [torch.Size(s).numel() for s in shapes]
-        kept = sum(k.numel() for k in self._kept(batch, keep, shapes) if k is not None)
-        return batch * sum(sizes) * (itemsize + (T if record else 0)) + T * kept * itemsize
-
-    def _work_bytes(self, x, batch, shapes, room=None):
-        """Bytes a piece of `batch` images works in: potentials, one window of synapse calls and closed
-        forms, the window's spike count (one step)."""
-        sizes = [torch.Size(s).numel() for s in shapes]
-        per_image = (sum(sizes) + max(sizes)) * x.element_size()
-        return batch * (per_image + self._window(batch, x, shapes, room) * self._step_memory(x, shapes))
-
-    def _memory(self, x, batch, record, keep, shapes=None):
-        """Bytes that simulating `batch` images like x in one piece takes."""
+    def footprint(self, x, membrane=None, record=False, shapes=None):
+        """What one image like those in x takes in this network (memory.Footprint); `membrane` and
+        `record` as in `run`."""
+        keep = self._membrane_choice(membrane, record)
         shapes = shapes or self._shapes(x)
-        keep = keep if isinstance(keep, dict) else dict.fromkeys(keep)
-        return self._output_bytes(x, batch, record, keep, shapes) + self._work_bytes(x, batch, shapes)
+        first = shapes[0] if self.encoding == "current" else x.shape[1:]
+        return memory.Footprint(input=x.shape[1:].numel(), layers=tuple(torch.Size(s).numel() for s in shapes),
+                                first=torch.Size(first).numel(),
+                                kept=sum(k.numel() for k in self._kept(1, keep, shapes) if k is not None),
+                                itemsize=x.element_size(), device=x.device.type)
 
-    def _plan(self, x, record, keep, shapes):
-        """(images per piece, steps per window) so that the whole batch's Recording and one piece's work
-        stay under HEADROOM * max_memory bytes; at least 1 image and 1 step."""
-        room = HEADROOM * self.max_memory - self._output_bytes(x, len(x), record, keep, shapes)
-        low, high = 1, max(1, len(x))
-        while low < high:  # the largest piece that fits
-            middle = (low + high + 1) // 2
-            low, high = (middle, high) if self._work_bytes(x, middle, shapes, room) <= room else (low, middle - 1)
-        return low, self._window(low, x, shapes, room)
-
-    def _batch_size(self, x, record, keep, shapes=None):
-        """Images per piece (see `_plan`)."""
-        keep = keep if isinstance(keep, dict) else dict.fromkeys(keep)
-        return self._plan(x, record, keep, shapes or self._shapes(x))[0]
+    def plan(self, x, record=False, membrane=None):
+        """(images per piece, steps per window) that `run` uses for the batch x under `max_memory`
+        (see cqlearn.memory); `chunk`, when set, fixes the window."""
+        footprint = self.footprint(x, membrane, record)
+        return memory.plan(footprint, len(x), self.timesteps, record, self.max_memory, self.chunk)
 
     @torch.no_grad()
     def _simulate(self, x, images, window, rec, keep, generator, shapes):

@@ -11,7 +11,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 import cqlearn as cq
-from cqlearn.snn import HEADROOM
+from cqlearn import memory
+from cqlearn.memory import HEADROOM
 
 
 def small_net(mode="floor"):
@@ -160,20 +161,21 @@ def test_the_time_window_changes_no_spike(encoding, mode):
 def test_pieces_fit_the_memory_limit_and_recording_is_counted():
     model, x = small_net(), torch.rand(50, 1, 8, 8, dtype=torch.float64)
     snn = cq.convert(model, 64, "spikes")
-    quiet, loud = snn._memory(x, 50, False, {}), snn._memory(x, 50, True, {})
-    neurons = 4 * 64 + 4 * 16 + 6 * 16
-    assert loud - quiet == 50 * 64 * neurons  # one byte per recorded spike
-    shapes = snn._shapes(x)
+    quiet, loud = snn.footprint(x), snn.footprint(x, record=True)
+    assert memory.total_bytes(loud, 50, 64, True) - memory.total_bytes(quiet, 50, 64, False) == (
+        50 * 64 * (4 * 64 + 4 * 16 + 6 * 16)  # one byte per recorded spike
+        + 50 * 64 * (4 * 64 + 4 * 16 + 6 * 16) * 8)  # and every potential, in float64
     for record in (False, True):
-        whole = snn._output_bytes(x, 50, record, {}, shapes)  # the Recording of all 50 images
+        footprint = snn.footprint(x, record=record)
+        whole = memory.recording_bytes(footprint, 50, 64, record)  # the Recording of all 50 images
         snn.chunk = 1
-        snn.max_memory = (whole + snn._work_bytes(x, 20, shapes)) / HEADROOM
-        assert snn._batch_size(x, record, {}) == 20
+        snn.max_memory = (whole + memory.work_bytes(footprint, 20, 64, float("inf"), chunk=1)) / HEADROOM
+        assert snn.plan(x, record) == (20, 1)
         snn.chunk = None  # windows shrink to fit too: at most half the room left by the Recording
         room = HEADROOM * snn.max_memory - whole
-        piece = snn._batch_size(x, record, {})
-        assert snn._work_bytes(x, piece, shapes, room) <= room < snn._work_bytes(x, piece + 1, shapes, room)
-        window = snn._window(piece, x, shapes, room)
-        assert window == 1 or piece * window * snn._step_memory(x, shapes) <= room / 2
+        piece, window = snn.plan(x, record)
+        assert memory.work_bytes(footprint, piece, 64, room) <= room < memory.work_bytes(footprint, piece + 1, 64, room)
+        assert window == memory.window(footprint, piece, 64, room)
+        assert window == 1 or piece * window * footprint.step_memory() <= room / 2
         rec = snn.run(x, record=record)
         assert rec.output.shape == (50, 5) and rec.counts[0].shape == (50, 4, 8, 8)

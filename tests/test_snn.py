@@ -123,7 +123,7 @@ def test_batches_split_under_a_memory_limit_give_the_same_answer():
     whole = cq.convert(model, 12, "poisson").run(x, record=True)
     snn = cq.convert(model, 12, "current")
     snn.max_memory = 1  # one image at a time
-    assert snn._batch_size(x, False, set()) == 1
+    assert snn.plan(x)[0] == 1
     split, joined = snn.run(x, record=True), cq.convert(model, 12, "current").run(x, record=True)
     assert torch.equal(split.output, joined.output)
     assert all(torch.equal(a, b) for a, b in zip(split.spikes, joined.spikes))

@@ -13,8 +13,6 @@ recording, then the longest window that fits the cache (`WINDOW`) and half of th
 """
 from dataclasses import dataclass
 
-import torch
-
 # Steps per synapse call, chosen by measurement (benchmarks/, 1 thread on a 2-core EPYC): the fastest
 # windows held 64-256 images and 16-32 MB of synapse input + output (digits_cnn B=16: 8-16 steps;
 # vgg_small B=16: 4-8; vgg_star B=2: 8-16), 10-25 % faster than one step per call and 1.3-2x faster

@@ -33,7 +33,7 @@ def _train_parser(commands):
                        help="random crop (padding 4) and flip (default: on for cifar10 only)")
     train.add_argument("--limit", type=int, help="use only the first N training images (quick checks)")
     train.add_argument("--test-limit", type=int, help="use only the first N test images")
-    train.add_argument("--root", help="dataset folder (default: $CQLEARN_DATA or ./data)")
+    train.add_argument("--root", help="dataset folder (default: $CQLEARN_DATA, else ./data, then the checkout's data/)")
     train.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     train.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                        help="mixed precision (default: on with a GPU)")
@@ -68,7 +68,7 @@ def _eval_parser(commands):
     ev.add_argument("--figure", metavar="PATH", help="also draw accuracy against T into this .png")
     ev.add_argument("--record", action="store_true",
                     help="also store the measured accuracies in the checkpoint's metadata")
-    ev.add_argument("--root", help="dataset folder (default: $CQLEARN_DATA or ./data)")
+    ev.add_argument("--root", help="dataset folder (default: $CQLEARN_DATA, else ./data, then the checkout's data/)")
     ev.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     ev.add_argument("--threads", type=int, help="CPU threads for torch")
     ev.add_argument("--no-progress", action="store_true")

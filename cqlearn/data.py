@@ -2,7 +2,8 @@
 
 "digits" (scikit-learn's bundled 8x8 handwritten digits) is embedded and needs no network. "mnist",
 "fashion-mnist" and "cifar10" are read from local files under `root` (default: the CQLEARN_DATA
-variable, else ./data), in this order:
+variable; else ./data, then the data/ folder of the cqlearn checkout, so the book finds it from book/),
+in this order:
 
 1. `NAME.npz` holding uint8 arrays x_train, y_train, x_test, y_test (the offline format);
 2. the original files: MNIST and Fashion-MNIST idx files (plain or .gz) in `root/NAME/`, `root/MNIST/raw/`
@@ -96,8 +97,16 @@ def _digits(split):
     return ImageDataset(x[index], y[index], CLASSES["digits"])
 
 
-def data_root(root=None):
-    return Path(root or os.environ.get("CQLEARN_DATA") or "data")
+CHECKOUT_DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def data_roots(root=None):
+    """The folders searched, in order: `root`; else $CQLEARN_DATA; else ./data and the checkout's data/.
+    Downloads go into the first."""
+    if root or os.environ.get("CQLEARN_DATA"):
+        return [Path(root or os.environ["CQLEARN_DATA"])]
+    here = Path("data")
+    return [here] if here.resolve() == CHECKOUT_DATA else [here, CHECKOUT_DATA]
 
 
 def read_npz(path, split):
@@ -197,18 +206,29 @@ def where_to_put(name, root):
             "or pass download=True where the network is reachable.")
 
 
-def _read_arrays(name, split, root, download):
+def _read_local(name, split, root):
+    """(images, labels) from the files under root, or None when root holds none."""
     npz = root / f"{name}.npz"
     if npz.is_file():
         return read_npz(npz, split)
-    for attempt in ("local", "download"):
-        if name == "cifar10" and all((root / CIFAR_FOLDER / f).is_file() for s in SPLITS for f in CIFAR_FILES[s]):
-            return read_cifar_split(root / CIFAR_FOLDER, split)
-        if name != "cifar10" and (folder := _idx_folder(name, root)) is not None:
-            return read_idx_split(folder, split)
-        if attempt == "local" and download:
-            _download(name, root)
-    raise FileNotFoundError(f"{name} not found under {root.resolve()} and download=False.\n" + where_to_put(name, root))
+    if name == "cifar10" and all((root / CIFAR_FOLDER / f).is_file() for s in SPLITS for f in CIFAR_FILES[s]):
+        return read_cifar_split(root / CIFAR_FOLDER, split)
+    if name != "cifar10" and (folder := _idx_folder(name, root)) is not None:
+        return read_idx_split(folder, split)
+    return None
+
+
+def _read_arrays(name, split, roots, download):
+    for root in roots:
+        if (arrays := _read_local(name, split, root)) is not None:
+            return arrays
+    if download:
+        _download(name, roots[0])
+        if (arrays := _read_local(name, split, roots[0])) is not None:
+            return arrays
+    searched = " or ".join(str(root.resolve()) for root in roots)
+    how = "after downloading" if download else "and download=False"
+    raise FileNotFoundError(f"{name} not found under {searched} {how}.\n" + where_to_put(name, roots[0]))
 
 
 def load(name="digits", split="train", root=None, download=False, limit=None, augment=False):
@@ -224,11 +244,10 @@ def load(name="digits", split="train", root=None, download=False, limit=None, au
         ds = _digits(split)
         ds.augment = augment
     else:
-        root = data_root(root)
-        x, y = _read_arrays(name, split, root, download)
+        x, y = _read_arrays(name, split, data_roots(root), download)
         ds = from_uint8(x, y, CLASSES[name], augment)
         if ds.shape != SHAPES[name]:
-            raise ValueError(f"{name} images must have shape {SHAPES[name]} (C, H, W), got {ds.shape} from {root}.")
+            raise ValueError(f"{name} images must have shape {SHAPES[name]} (C, H, W), got {ds.shape}.")
     if limit is not None:
         ds = ImageDataset(ds.images[:limit], ds.labels[:limit], ds.classes, ds.augment)
     return ds

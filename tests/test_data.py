@@ -73,6 +73,22 @@ def test_root_from_cqlearn_data_and_limit(tmp_path, monkeypatch):
     assert len(ds) == 3 and ds.images.shape == (3, 1, 28, 28)
 
 
+def test_default_root_is_working_data_then_the_checkouts(tmp_path, monkeypatch):
+    """From book/ (no ./data there) the checkout's data/ is found; ./data comes first when it has the file."""
+    monkeypatch.delenv("CQLEARN_DATA", raising=False)
+    checkout, book = tmp_path / "checkout" / "data", tmp_path / "book"
+    checkout.mkdir(parents=True)
+    (book / "data").mkdir(parents=True)
+    write_npz(checkout, "mnist", (28, 28))
+    monkeypatch.setattr(data, "CHECKOUT_DATA", checkout.resolve())
+    monkeypatch.chdir(book)
+    assert len(cq.data.load("mnist", "test")) == 5
+    write_npz(book / "data", "cifar10", (32, 32, 3))
+    assert len(cq.data.load("cifar10", "test")) == 5
+    with pytest.raises(FileNotFoundError, match="fashion-mnist not found under .*book.data or .*checkout.data"):
+        cq.data.load("fashion-mnist", "test")
+
+
 def test_bad_npz_files_are_clear_errors(tmp_path):
     np.savez(tmp_path / "mnist.npz", x_train=np.zeros((2, 28, 28), np.uint8))
     with pytest.raises(ValueError, match="x_train, y_train, x_test, y_test"):

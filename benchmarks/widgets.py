@@ -16,6 +16,7 @@ import torch
 import cqlearn as cq
 
 REQUIRED = ("neuron", "quantization")  # the explorers the goal names; the others are reported too
+PRECOMPUTED = ("reference",)  # optional arguments an explorer computes once and passes to every update
 SWEEPS = {  # a drag across the slider, one update per value
     "current": [0.05, 0.2, 0.3, 0.45, 0.6, 0.7, 0.85, 1.0],
     "levels": [1, 2, 3, 4, 6, 8, 12, 16, 24, 32],
@@ -51,6 +52,9 @@ class Fillers:
             return cq.data.load("digits", "test")
         if name == "snn":
             return cq.convert(self.get("model"), 32, "spikes")
+        if name == "reference":  # as bits_explorer makes it, for bits_figure_data's default images
+            from cqlearn.widgets.bits import full_precision_run
+            return full_precision_run(self.get("snn"), self.get("dataset"))
         if name in ("values", "activations", "x"):
             from cqlearn.fold import fold_batchnorm
             with torch.no_grad():  # the first layer's pre-activations on 256 test digits
@@ -87,7 +91,7 @@ def latency(function, fillers, repeats=1):
     for name, parameter in signature.parameters.items():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
-        if parameter.default is parameter.empty:
+        if parameter.default is parameter.empty or name in PRECOMPUTED:
             try:
                 arguments[name] = fillers.get(name)
             except KeyError:

@@ -42,6 +42,14 @@ def input_rates(snn, x):
     return encode(x, snn.timesteps, snn.encoding, generator).sum(0, dtype=x.dtype) / snn.timesteps
 
 
+EXACT = 1e-3  # counts are whole numbers: one within this of a * T is exact
+
+
+def count_errors(activations, counts, timesteps):
+    """Per spiking layer, |count - a * T| of every neuron, as (images, neurons)."""
+    return [(n - a * timesteps).abs().flatten(1) for a, n in zip(activations, counts)]
+
+
 @torch.no_grad()
 def layer_agreement(model, snn, data, batch_size=256):
     """Per spiking layer: neurons per image, the fraction of neurons whose spike count equals a * T
@@ -49,10 +57,8 @@ def layer_agreement(model, snn, data, batch_size=256):
     batches = [data] if torch.is_tensor(data) else (x for x, _ in DataLoader(data, batch_size=batch_size))
     exact = error = total = 0
     for x in batches:
-        activations = cq_activations(model, input_rates(snn, x))
-        counts = snn.run(x).counts
-        errors = [(n - a * snn.timesteps).abs().flatten(1) for a, n in zip(activations, counts)]
-        exact = exact + torch.stack([(e < 1e-3).sum() for e in errors])
+        errors = count_errors(cq_activations(model, input_rates(snn, x)), snn.run(x).counts, snn.timesteps)
+        exact = exact + torch.stack([(e < EXACT).sum() for e in errors])
         error = error + torch.stack([e.sum() for e in errors])
         total = total + torch.tensor([e.numel() for e in errors])
         neurons = [e.shape[1] for e in errors]

@@ -68,6 +68,8 @@ def test_timesteps_data_is_exact_in_the_first_layer_at_T_equal_L(cq16, few):
     assert 0 <= d["agreement"] <= 1 and "L = 16, T = 16" in d["title"]
     rows = cq.analysis.layer_agreement(cq16, cq.convert(cq16, 16, "current"), few.images[:16])
     assert np.allclose(d["exact"], [r["exact"] for r in rows])
+    snn_pred = cq.convert(cq16, 16, "current")(few.images[:16]).argmax(1)
+    assert d["snn"] == (snn_pred == few.labels[:16]).float().mean().item()
     coarse = timesteps.timesteps_figure_data(cq16, few, timesteps=4, levels=16, encoding="current", images=16)
     assert coarse["error_levels"][0] > 0  # 4 steps cannot count 16 levels
 
@@ -106,6 +108,16 @@ def test_bits_data_rounds_to_n_bit_steps(cq16, few):
     with pytest.raises(ValueError, match="no weights"):
         bits.bits_figure_data(snn, few, bits=4, layer=pools[0])
     assert weighted == [i for i in range(len(snn.layers)) if i not in pools] + [len(snn.layers)]
+
+
+def test_bits_data_with_a_precomputed_reference_is_the_same(cq16, few):
+    snn = cq.convert(cq16, 8, "spikes")
+    reference = bits.full_precision_run(snn, few, images=16)
+    fresh, cached = (bits.bits_figure_data(snn, few, bits=4, images=16, reference=r) for r in (None, reference))
+    for key in ("layer_error", "accuracy", "reference", "agreement", "title"):
+        assert np.array_equal(fresh[key], cached[key]), key
+    with pytest.raises(ValueError, match="reference holds 16 images"):
+        bits.bits_figure_data(snn, few, bits=4, images=8, reference=reference)
 
 
 def test_accuracy_vs_bits_table(cq16, few):

@@ -31,11 +31,23 @@ def weighted_layers(snn):
         len(snn.layers)]
 
 
+def _batch(snn, dataset, images):
+    """The first `images` images (on the SNN's device) and their labels (on the CPU)."""
+    return dataset.images[:images].to(next(snn.parameters()).device), dataset.labels[:images]
+
+
+def full_precision_run(snn, dataset, images=128):
+    """snn.run on the first `images` images: the reference every bit width is compared with."""
+    return snn.run(_batch(snn, dataset, images)[0])
+
+
 @single_threaded
-def bits_figure_data(snn, dataset, bits=8, layer=0, images=128, readout=True):
+def bits_figure_data(snn, dataset, bits=8, layer=0, images=128, readout=True, reference=None):
     """What the bits explorer draws for one bit width (chapter 8).
 
     snn: a SpikingNetwork (full precision); its n-bit copy is snn.with_weight_bits(bits, readout).
+    reference: full_precision_run(snn, dataset, images) when the caller has it already (the explorer
+    runs it once, so moving the slider simulates only the n-bit network).
     Returns a dict:
       weights, quantized   layer `layer`'s weights (flat) in units of their max |w|, before and after
       values, counts       the distinct quantized values and how many weights take each;  step  2**(1 - bits)
@@ -46,8 +58,12 @@ def bits_figure_data(snn, dataset, bits=8, layer=0, images=128, readout=True):
     w = _weight(snn, layer).cpu()
     q, scale = quantize_tensor(w, int(bits))
     low = snn.with_weight_bits(int(bits), readout=readout)
-    x, y = dataset.images[:images].to(next(snn.parameters()).device), dataset.labels[:images]
-    full, short = snn.run(x), low.run(x)
+    x, y = _batch(snn, dataset, images)
+    full = snn.run(x) if reference is None else reference
+    if full.output.shape[0] != len(y):
+        raise ValueError(f"reference holds {full.output.shape[0]} images, but images={images} gives {len(y)}; "
+                         "make it with full_precision_run(snn, dataset, images).")
+    short = low.run(x)
     errors = np.array([(a - b).abs().mean().item() for a, b in zip(full.counts, short.counts)])
     p_full, p_low = full.output.argmax(1).cpu(), short.output.argmax(1).cpu()
     accuracy, reference = (p_low == y).float().mean().item(), (p_full == y).float().mean().item()
@@ -83,9 +99,9 @@ def bits_figure():
     return fig
 
 
-def redraw_bits(fig, snn, dataset, bits, layer, images, readout):
+def redraw_bits(fig, snn, dataset, bits, layer, images, readout, reference=None):
     """Write bits_figure_data(...) into the explorer's figure."""
-    d = bits_figure_data(snn, dataset, bits, layer, images, readout)
+    d = bits_figure_data(snn, dataset, bits, layer, images, readout, reference)
     full, short, line = fig.data
     full.x = d["weights"]
     short.x, short.y, short.width = d["values"], d["counts"], min(d["step"] / 2, 0.02)
@@ -97,7 +113,8 @@ def bits_small_multiples(snn, dataset, bits=(2, 3, 4, 6, 8), layer=0, images=128
     """Matplotlib figure: one column per bit width, the layer's weight histogram (top) and the spike-count
     change per layer (bottom)."""
     figure, axes = small_multiples(2, len(bits), width=2.9, height=2.5)
-    data = [bits_figure_data(snn, dataset, b, layer, images, readout) for b in bits]
+    reference = full_precision_run(snn, dataset, images)
+    data = [bits_figure_data(snn, dataset, b, layer, images, readout, reference) for b in bits]
     top = max(d["layer_error"].max() for d in data) * 1.1 or 1.0
     for col, (b, d) in enumerate(zip(bits, data)):
         axes[0, col].hist(d["weights"], bins=np.linspace(-1, 1, 201), color="0.7", label="full precision")
@@ -122,13 +139,16 @@ def bits_explorer(snn, dataset, bits=8, layer=0, images=128, readout=True):
     import ipywidgets as w
 
     controls = {
-        "bits": w.IntSlider(value=bits, min=2, max=12, description="weight bits n", **slider_style()),
+        "bits": w.IntSlider(value=bits, min=2, max=12, description="weight bits n", continuous_update=False,
+                            **slider_style()),
         "layer": w.Dropdown(value=layer, options=[(str(i) if i < len(snn.layers) else "readout", i)
                                                   for i in weighted_layers(snn)], description="weights of layer",
                             style={"description_width": "11em"}),
     }
+    reference = full_precision_run(snn, dataset, images)  # the same for every bit width: run it once
     return explorer(controls, bits_figure(),
-                    lambda fig, **values: redraw_bits(fig, snn, dataset, images=images, readout=readout, **values))
+                    lambda fig, **values: redraw_bits(fig, snn, dataset, images=images, readout=readout,
+                                                      reference=reference, **values))
 
 
 def accuracy_vs_bits(snn, dataset, bits=(4, 6, 8, 9, 10), readout=True, progress=True):

@@ -9,7 +9,7 @@ import functools
 import numpy as np
 import torch
 
-from ..analysis import cq_activations, input_rates
+from ..analysis import EXACT, cq_activations, input_rates
 from ..convert import convert
 from . import static_mode
 from ._explorer import explorer, slider_style, small_multiples
@@ -45,7 +45,7 @@ def conversion_figure_data(pairs, layer, timesteps, levels):
     grid = torch.zeros((levels + 1) * (timesteps + 1), dtype=torch.long)
     grid.index_add_(0, k * (timesteps + 1) + n_flat, torch.ones_like(k))
     error = (n - a * timesteps).abs()
-    exact, mae = (error < 1e-3).float().mean().item(), error.mean().item()
+    exact, mae = (error < EXACT).float().mean().item(), error.mean().item()
     title = f"layer {layer}, T = {timesteps}: {100 * exact:.1f} % exact (N = a·T), mean error {mae:.2f} spikes"
     return {"grid": grid.reshape(levels + 1, timesteps + 1).numpy(), "exact": exact, "mae": mae,
             "activation": np.arange(levels + 1) / levels, "rate": np.arange(timesteps + 1) / timesteps,
@@ -99,7 +99,7 @@ def conversion_explorer(model, x, timesteps=16, layer=0, encoding="current"):
 
     controls = {
         "timesteps": w.SelectionSlider(value=timesteps, options=[4, 8, 12, 16, 24, 32, 48, 64],
-                                       description="time steps T", **slider_style()),
+                                       description="time steps T", continuous_update=False, **slider_style()),
         "layer": w.IntSlider(value=layer, min=0, max=len(pairs(timesteps, encoding)) - 1, description="layer",
                              **slider_style()),
         "encoding": w.ToggleButtons(value=encoding, options=["current", "spikes", "poisson"], description="encoding",

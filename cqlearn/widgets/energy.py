@@ -95,7 +95,7 @@ def energy_explorer(model, dataset, timesteps=16, encoding="spikes", images=32):
     import ipywidgets as w
 
     controls = {"timesteps": w.IntSlider(value=timesteps, min=1, max=128, description="time steps T",
-                                         **slider_style())}
+                                         continuous_update=False, **slider_style())}  # redraw on release
     return explorer(controls, energy_figure(),
                     lambda fig, **values: redraw_energy(fig, model, dataset, encoding=encoding, images=images,
                                                         **values))

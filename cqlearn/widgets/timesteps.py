@@ -8,7 +8,7 @@ it to sliders and a plotly FigureWidget, or draws `timesteps_small_multiples` in
 import numpy as np
 import torch
 
-from ..analysis import layer_agreement
+from ..analysis import EXACT, count_errors, cq_activations, input_rates
 from ..convert import convert
 from ..neuron import if_step
 from ..quant import CQ, to_cq
@@ -39,14 +39,15 @@ def timesteps_figure_data(model, dataset, timesteps=16, levels=16, encoding="cur
     x, y = _batch(dataset, images, model)
     cnn = to_cq(model, levels, model_mode(model))
     snn = convert(cnn, int(timesteps), encoding)
-    rows = layer_agreement(cnn, snn, x)
+    run = snn.run(x)  # one simulation gives the counts and the SNN's answers
+    errors = count_errors(cq_activations(cnn, input_rates(snn, x)), run.counts, snn.timesteps)
     with torch.no_grad():
-        cnn_pred, snn_pred = cnn(x).argmax(1).cpu(), snn(x).argmax(1).cpu()
+        cnn_pred, snn_pred = cnn(x).argmax(1).cpu(), run.output.argmax(1).cpu()
     acc = lambda p: (p == y).float().mean().item()
-    exact = np.array([r["exact"] for r in rows])
-    error = np.array([r["mae_spikes"] for r in rows]) / timesteps * levels
+    exact = np.array([(e < EXACT).float().mean().item() for e in errors])
+    error = np.array([e.mean().item() for e in errors]) / timesteps * levels
     return {
-        "layer": np.arange(len(rows)), "exact": exact, "error_levels": error,
+        "layer": np.arange(len(errors)), "exact": exact, "error_levels": error,
         "cnn": acc(cnn_pred), "snn": acc(snn_pred), "agreement": (cnn_pred == snn_pred).float().mean().item(),
         "title": (f"L = {levels}, T = {timesteps}: CQ-CNN {100 * acc(cnn_pred):.1f} %, SNN {100 * acc(snn_pred):.1f} %"
                   f" ({len(y)} images); {100 * exact.mean():.0f} % of spike counts exact"),
@@ -112,6 +113,8 @@ def timesteps_explorer(model, dataset, timesteps=16, levels=16, encoding="curren
         "timesteps": w.IntSlider(value=timesteps, min=1, max=128, description="time steps T", **slider_style()),
         "levels": w.IntSlider(value=levels, min=1, max=64, description="levels L", **slider_style()),
     }
+    for slider in controls.values():  # each update simulates the network: redraw when the slider is let go
+        slider.continuous_update = False
     return explorer(controls, timesteps_figure(),
                     lambda fig, **values: redraw_timesteps(fig, model, dataset, encoding=encoding, images=images,
                                                            **values))

@@ -84,15 +84,15 @@ def quantization_title(levels, mode, mean_error, accuracy=None):
 
 
 @single_threaded
-def quantization_figure_data(levels, mode="floor", values=None, accuracies=None, bin_width=1 / 256):
+def quantization_figure_data(levels, mode="floor", values=None, accuracies=None, bins=40):
     """What the levels explorer draws for L = `levels` (chapter 2).
 
     values: pre-activations of a trained layer (any shape; None skips the histogram).
     accuracies: {mode: {L: accuracy}}, one levels_sweep per mode.
-    Returns a dict: x, y (the staircase on a grid), clamp; centers, fraction, width (histogram of
-    clamp(x) - CQ(x) over the values inside [0, 1], as a fraction of them, in bins of `bin_width`
-    spanning the error's range, which shrinks as 1/L: fewer, taller bars as L grows); mean_error
-    (mean |error|); max_error; accuracy; title."""
+    Returns a dict: x, y (the staircase on a grid), clamp; edges, centers, fraction, width (histogram
+    of L * (clamp(x) - CQ(x)), the error in steps of 1/L, over the values inside [0, 1], as a fraction
+    of them, in `bins` bins across one step: [0, 1) for floor, [-1/2, 1/2) for round, whatever L is);
+    mean_error, max_error (of |error|, in activation units: they shrink as 1/L); accuracy; title."""
     levels, mode = check_levels(levels), check_mode(mode)
     x = torch.linspace(-0.25, 1.25, 1201)
     out = {"x": x.numpy(), "y": staircase(x, levels, mode).numpy(), "clamp": x.clamp(0, 1).numpy(),
@@ -101,10 +101,9 @@ def quantization_figure_data(levels, mode="floor", values=None, accuracies=None,
            "max_error": float("nan")}
     if values is not None:
         error = quantization_error(values, levels, mode).double().numpy()
-        lo, hi = error_bounds(levels, mode)
-        edges = np.linspace(lo, hi, max(1, round((hi - lo) / bin_width)) + 1)
+        lo, hi = (levels * bound for bound in error_bounds(levels, mode))
         # clip: the staircase counts x within TOLERANCE of a level as on it (cqlearn.quant.TOLERANCE)
-        counts, edges = np.histogram(np.clip(error, lo, hi), bins=edges)
+        counts, edges = np.histogram(np.clip(levels * error, lo, hi), bins=np.linspace(lo, hi, bins + 1))
         out.update(edges=edges, centers=(edges[:-1] + edges[1:]) / 2, fraction=counts / max(1, error.size),
                    width=edges[1] - edges[0], mean_error=float(np.abs(error).mean()) if error.size else 0.0,
                    max_error=float(np.abs(error).max()) if error.size else 0.0)
@@ -135,7 +134,7 @@ def quantization_figure(accuracies=None):
                       legend={"orientation": "h", "y": -0.25})
     fig.update_xaxes(title_text="pre-activation x", row=1, col=1)
     fig.update_yaxes(title_text="activation y", row=1, col=1)
-    fig.update_xaxes(title_text="error (activation units)", range=[-0.55, 1.05], row=1, col=2)
+    fig.update_xaxes(title_text="error in steps of 1/L", range=[-0.55, 1.05], row=1, col=2)
     fig.update_yaxes(title_text="fraction of activations in [0, 1]", row=1, col=2)
     ticks = sorted({L for points in (accuracies or {}).values() for L in points})
     fig.update_xaxes(title_text="levels L", type="log", tickvals=ticks or None, row=1, col=3)
@@ -165,8 +164,8 @@ def quantization_small_multiples(values=None, accuracies=None, levels=(2, 4, 16)
         head = f"L = {L}" + (f", accuracy {100 * d['accuracy']:.1f} %" if d["accuracy"] is not None else "")
         top.set(title=head, xlabel="pre-activation x", ylabel="activation y")
         bottom.bar(d["centers"], d["fraction"], width=d["width"], color="C0")
-        bottom.set(title=f"mean |error| {d['mean_error']:.3f}", xlabel="error clamp(x) − CQ(x)",
-                   ylabel="fraction of activations in [0, 1]", xlim=(-0.3, 0.55))
+        bottom.set(title=f"mean |error| {d['mean_error']:.3f}", xlabel="error clamp(x) − CQ(x), steps of 1/L",
+                   ylabel="fraction of activations in [0, 1]", xlim=(-0.55, 1.05))
         for ax in (top, bottom):
             ax.title.set_fontsize(9)
     figure.suptitle(f"CQ staircase and quantization error of a trained layer ({mode})")

@@ -207,11 +207,13 @@ def test_levels_sweep_matches_evaluate(cq16, few):
 def test_quantization_explorer_live_and_static(cq16, few, live, monkeypatch):
     box = quantization.quantization_explorer(cq16, few, sweep=(2, 16), images=48, progress=False)
     assert list(box.controls)[0] == "levels" and box.figure.layout.title.text.startswith("L = 16 (floor)")
-    bars = box.figure.data[2].x
+    edges, heights = box.figure.data[2].x, box.figure.data[2].y
     box.controls["levels"].value = 2
-    assert box.figure.layout.title.text.startswith("L = 2 (floor)") and not np.array_equal(box.figure.data[2].x, bars)
+    assert box.figure.layout.title.text.startswith("L = 2 (floor)") and not np.array_equal(box.figure.data[2].y, heights)
+    assert np.array_equal(box.figure.data[2].x, edges) and min(edges) == 0 and max(edges) == 1  # one step, any L
     box.controls["mode"].value = "round"
     assert "1/(2L) = 0.250" in box.figure.layout.title.text
+    assert min(box.figure.data[2].x) == -0.5 and max(box.figure.data[2].x) == 0.5
     monkeypatch.setenv("CQ_STATIC", "1")
     assert isinstance(quantization.quantization_explorer(cq16, few, sweep=(2, 4, 16), images=48,
                                                          progress=False), Figure)

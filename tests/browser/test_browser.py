@@ -43,6 +43,7 @@ class Case(NamedTuple):
 CASES = [
     Case("03_integrate_and_fire.ipynb"),
     Case("02_quantizing_activations.ipynb"),
+    Case("08_low_precision_weights.ipynb"),  # a slider that redraws on release (continuous_update=False)
 ]
 if os.environ.get("CQ_BROWSER_NOTEBOOK"):
     CASES = [Case(Path(os.environ["CQ_BROWSER_NOTEBOOK"]).name)]

@@ -66,16 +66,16 @@ def bits_figure_data(snn, dataset, bits=8, layer=0, images=128, readout=True, re
     short = low.run(x)
     errors = np.array([(a - b).abs().mean().item() for a, b in zip(full.counts, short.counts)])
     p_full, p_low = full.output.argmax(1).cpu(), short.output.argmax(1).cpu()
-    accuracy, reference = (p_low == y).float().mean().item(), (p_full == y).float().mean().item()
+    accuracy, full_accuracy = (p_low == y).float().mean().item(), (p_full == y).float().mean().item()
     values, counts = torch.unique(q, return_counts=True)
     name = "the readout" if layer == len(snn.layers) else f"layer {layer}"
     return {
         "weights": (w / scale).flatten().numpy(), "quantized": q.flatten().numpy(), "values": values.numpy(),
         "counts": counts.numpy(),
-        "step": 2.0 ** (1 - bits), "layer_error": errors, "accuracy": accuracy, "reference": reference,
+        "step": 2.0 ** (1 - bits), "layer_error": errors, "accuracy": accuracy, "reference": full_accuracy,
         "agreement": (p_low == p_full).float().mean().item(),
         "title": (f"{bits}-bit weights: {name} uses {len(values)} of {2 ** bits} values; SNN "
-                  f"{100 * accuracy:.1f} % (full precision {100 * reference:.1f} %, {len(y)} images)"),
+                  f"{100 * accuracy:.1f} % (full precision {100 * full_accuracy:.1f} %, {len(y)} images)"),
     }
 
 

@@ -54,6 +54,8 @@ def _eval_parser(commands):
                     "no values: that whole list")
     ev.add_argument("--float-readout", action="store_true",
                     help="keep the readout layer in float32 when quantizing weights (default: n-bit too)")
+    ev.add_argument("--no-float", action="store_true",
+                    help="skip the float-weight rows (measure only the --weight-bits rows)")
     ev.add_argument("--dataset", help="dataset to test on (default: the checkpoint's)")
     ev.add_argument("--limit", type=int, help="only the first N test images")
     ev.add_argument("--layer-images", type=int, default=1000,
@@ -110,7 +112,8 @@ def main(argv=None):
         bits = WEIGHT_BITS if args.weight_bits == [] else args.weight_bits
         eval_run(args.checkpoint, args.timesteps, args.encoding, bits or (), not args.float_readout, args.dataset,
                  args.limit, args.layer_images, args.batch_size, args.results, args.record, args.root, args.device,
-                 progress=not args.no_progress, command=argv, baseline=args.baseline, percentiles=args.percentile, figure=args.figure)
+                 progress=not args.no_progress, command=argv, baseline=args.baseline, percentiles=args.percentile,
+                 figure=args.figure, float_weights=not args.no_float)
 
 
 if __name__ == "__main__":

@@ -313,14 +313,18 @@ def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_images=1
 def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_bits=(), readout=True,
              dataset=None, limit=None, layer_images=1000, batch_size=250, results=None, record=False, root=None,
              device=None, progress=True, log=print, command=None, baseline=None, percentiles=(99.9,),
-             calibration=1000, figure=None):
+             calibration=1000, figure=None, float_weights=True):
     """Rows comparing CNN, CQ-CNN and the SNN at each T (float weights, then each n in weight_bits), printed
     and appended to `results` (.csv, or a markdown table otherwise). record=True writes the SNN
-    accuracies into the checkpoint's metadata. Returns the rows.
+    accuracies into the checkpoint's metadata. Returns the rows. float_weights=False skips the
+    float-weight rows (when only the n-bit rows are still to be measured).
 
     baseline: a plain ReLU checkpoint to convert naively as well (cqlearn.baseline.normalise, scales
     from each of `percentiles` of the activations on `calibration` training images; 100 is the max), a
     row per T and percentile. figure: a .png (or .svg, .pdf) path for accuracy against T, float weights."""
+    precisions = ((None,) if float_weights else ()) + tuple(weight_bits)
+    if not precisions:
+        raise ValueError("nothing to measure: float_weights=False (--no-float) needs weight_bits (--weight-bits).")
     device = pick_device(device)
     model = load(checkpoint).to(device)
     meta = dict(model.meta)
@@ -354,7 +358,7 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
     for encoding in encodings:
         for T in timesteps:
             snn = convert(model, T, encoding).to(device)
-            for bits in (None, *weight_bits):
+            for bits in precisions:
                 net = snn if bits is None else snn.with_weight_bits(bits, readout=readout)
                 start = time.perf_counter()
                 row = {**base, "encoding": encoding, "timesteps": T,

@@ -230,6 +230,12 @@ def test_cli_train_and_eval_append_csv_rows(root, tmp_path, capsys, monkeypatch)
     rows = list(csv.DictReader(results.open()))
     assert len(rows) == 4 and rows[1]["weights"] == "6-bit" and rows[1]["readout"] == "float32"
     assert float(rows[0]["snn"]) == float(rows[2]["snn"])
+    main(["eval", str(checkpoint), "--timesteps", "4", "--weight-bits", "6", "--float-readout", "--no-float",
+          "--results", str(results), "--no-progress", "--layer-images", "0"])
+    rows = list(csv.DictReader(results.open()))  # only the 6-bit row was added, and it is the same
+    assert len(rows) == 5 and rows[4]["weights"] == "6-bit" and rows[4]["snn"] == rows[1]["snn"]
+    with pytest.raises(ValueError, match="nothing to measure"):
+        experiments.eval_run(checkpoint, timesteps=(4,), float_weights=False, progress=False, log=lambda *a: None)
 
 
 def test_train_errors_say_what_to_do(root, tmp_path):

@@ -221,10 +221,12 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
             torch.manual_seed(seed + 1000 * s + epoch)  # augmentation and dropout: the same after a resume
             loss, train_acc = _epoch(model, train_set, opt, schedule, scaler, batch_size,
                                      seed + 1000 * s + epoch, device, amp, progress, f"{stage} {epoch + 1}")
+            finished = epoch + 1 == plan[stage]
+            if finished:  # the saved layout, as `cqlearn eval` reads it: channels-last sums in another order,
+                model.to(memory_format=torch.contiguous_format)  # which can move a value across a CQ level
             test_acc = accuracy(model, test_set)
             history[stage].append({"epoch": epoch + 1, "loss": loss, "train_accuracy": train_acc,
                                    "test_accuracy": test_acc, "seconds": time.perf_counter() - start})
-            finished = epoch + 1 == plan[stage]
             if finished:  # the stage's model first, so that last.pt never points past a missing file
                 results[stage] = test_acc
                 name = final_name(dataset, model_name, levels) if stage == "cq" else f"{stage}.pt"

@@ -59,7 +59,7 @@ def reference(root, tmp_path_factory):
     return out, run(out, root)
 
 
-def test_staged_run_writes_every_stage_and_a_loadable_cq_checkpoint(reference):
+def test_staged_run_writes_every_stage_and_a_loadable_cq_checkpoint(reference, root):
     out, summary = reference
     final = out / "mnist_mnist_cnn_cq16.pt"
     assert {p.name for p in out.iterdir()} >= {"last.pt", "plain.pt", final.name}
@@ -69,6 +69,7 @@ def test_staged_run_writes_every_stage_and_a_loadable_cq_checkpoint(reference):
     meta = model.meta
     assert (meta["dataset"], meta["model_name"], meta["levels"], meta["stage"]) == ("mnist", "mnist_cnn", 16, "cq")
     assert meta["accuracy"] == summary["cq_accuracy"] and meta["plain_accuracy"] == summary["plain_accuracy"]
+    assert meta["accuracy"] == pytest.approx(cq.evaluate(model, cq.data.load("mnist", "test", root=root)), abs=1e-6)
     assert [h["epoch"] for h in meta["history"]["plain"]] == [1, 2] and len(meta["history"]["cq"]) == 2
     assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)  # images in [0, 1], (B, C, H, W)
     assert not any(isinstance(m, cq.CQ) for m in cq.load(out / "plain.pt").modules())

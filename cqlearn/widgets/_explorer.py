@@ -23,6 +23,12 @@ def single_threaded(function):
     return wrapper
 
 
+def first_images(dataset, images, module):
+    """The first `images` images of `dataset` (on `module`'s device) and their labels (on the CPU)."""
+    n = min(int(images), len(dataset))
+    return dataset.images[:n].to(next(module.parameters()).device), dataset.labels[:n]
+
+
 def explorer(controls, figure, redraw):
     """An ipywidgets VBox: `controls` (a dict name -> widget, shown in order) above `figure`.
 

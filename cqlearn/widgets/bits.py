@@ -13,7 +13,7 @@ from ..quant import quantize_tensor
 from ..snn import WEIGHTED
 from ..train import evaluate
 from . import static_mode
-from ._explorer import explorer, single_threaded, slider_style, small_multiples
+from ._explorer import explorer, first_images, single_threaded, slider_style, small_multiples
 
 
 def _weight(snn, layer):
@@ -31,14 +31,9 @@ def weighted_layers(snn):
         len(snn.layers)]
 
 
-def _batch(snn, dataset, images):
-    """The first `images` images (on the SNN's device) and their labels (on the CPU)."""
-    return dataset.images[:images].to(next(snn.parameters()).device), dataset.labels[:images]
-
-
 def full_precision_run(snn, dataset, images=128):
     """snn.run on the first `images` images: the reference every bit width is compared with."""
-    return snn.run(_batch(snn, dataset, images)[0])
+    return snn.run(first_images(dataset, images, snn)[0])
 
 
 @single_threaded
@@ -58,7 +53,7 @@ def bits_figure_data(snn, dataset, bits=8, layer=0, images=128, readout=True, re
     w = _weight(snn, layer).cpu()
     q, scale = quantize_tensor(w, int(bits))
     low = snn.with_weight_bits(int(bits), readout=readout)
-    x, y = _batch(snn, dataset, images)
+    x, y = first_images(dataset, images, snn)
     full = snn.run(x) if reference is None else reference
     if full.output.shape[0] != len(y):
         raise ValueError(f"reference holds {full.output.shape[0]} images, but images={images} gives {len(y)}; "

@@ -13,15 +13,9 @@ from ..convert import convert
 from ..neuron import if_step
 from ..quant import CQ, to_cq
 from . import static_mode
-from ._explorer import explorer, single_threaded, slider_style, small_multiples
+from ._explorer import explorer, first_images, single_threaded, slider_style, small_multiples
 
 ORDERS = ("positive first", "interleaved", "negative first")
-
-
-def _batch(dataset, images, model):
-    """The first `images` images (on the model's device) and their labels (on the CPU)."""
-    n = min(int(images), len(dataset))
-    return dataset.images[:n].to(next(model.parameters()).device), dataset.labels[:n]
 
 
 @single_threaded
@@ -36,7 +30,7 @@ def timesteps_figure_data(model, dataset, timesteps=16, levels=16, encoding="cur
       cnn, snn            accuracies on the batch;  agreement  fraction of images with the same class
       title
     """
-    x, y = _batch(dataset, images, model)
+    x, y = first_images(dataset, images, model)
     cnn = to_cq(model, levels, model_mode(model))
     snn = convert(cnn, int(timesteps), encoding)
     run = snn.run(x)  # one simulation gives the counts and the SNN's answers

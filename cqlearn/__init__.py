@@ -6,7 +6,7 @@
 """
 import os
 
-from . import analysis, data, energy, models, plots
+from . import analysis, data, energy, exercises, models, plots
 from .checkpoints import load, save, shipped
 from .convert import convert
 from .fold import fold_batchnorm
@@ -17,5 +17,5 @@ from .train import evaluate, predict, seed_everything, staged, train
 __version__ = "0.1.0"
 QUICK = os.environ.get("CQ_QUICK") == "1"  # small data and few epochs; the book's checks still hold
 __all__ = ["CQ", "Clamp", "Recording", "SpikingLayer", "SpikingNetwork", "analysis", "convert", "data",
-           "energy", "evaluate", "fold_batchnorm", "load", "models", "plots", "predict", "save",
+           "energy", "evaluate", "exercises", "fold_batchnorm", "load", "models", "plots", "predict", "save",
            "seed_everything", "shipped", "staged", "to_clamp", "to_cq", "train"]

@@ -1,0 +1,55 @@
+"""Checks for the book's exercises (the course lab; see book/instructor.md).
+
+A check says right or wrong and why in general terms; it never prints the expected value. An
+answer still missing gets a clear "not answered yet", never a confusing traceback.
+
+    ex.answered(answer_1=answer_1)          # NotAnswered if answer_1 is None or ...
+    ex.check(answer_1 in allowed, "a rate is a count divided by T")
+    ex.check_function(my_clamp, reference, inputs, "values above 1 must come out as 1")
+"""
+import torch
+
+
+class NotAnswered(Exception):
+    """An exercise the student has not answered yet."""
+
+
+def answered(**answers):
+    """Raise NotAnswered naming the first answer that is still None (or ...)."""
+    for name, value in answers.items():
+        if value is None or value is Ellipsis:
+            raise NotAnswered(f"{name} is not answered yet: write your answer in the cell above "
+                              "(replace the `raise NotImplementedError` line), run it, then run this check.")
+
+
+def check(condition, why):
+    """Print "Right." when condition holds, else fail with `why` (a hint, never the answer)."""
+    if not condition:
+        raise AssertionError(f"Not yet: {why}")
+    print("Right.")
+
+
+def check_function(function, reference, inputs, why, atol=1e-6):
+    """Compare function(*args) with reference(*args) for every args in `inputs` (tuples) without
+    showing the expected values; fails with `why` and the number of the first input that differs."""
+    for k, args in enumerate(inputs):
+        args = args if isinstance(args, tuple) else (args,)
+        expected = reference(*[a.clone() if torch.is_tensor(a) else a for a in args])
+        try:
+            got = function(*[a.clone() if torch.is_tensor(a) else a for a in args])
+        except NotImplementedError as error:
+            raise NotAnswered(f"{function.__name__} is not written yet ({error}).") from None
+        if not _close(got, expected, atol):
+            raise AssertionError(f"Not yet: {function.__name__} differs from the library on test input {k + 1} "
+                                 f"of {len(inputs)}. {why}")
+    print(f"Right: {function.__name__} agrees with the library on all {len(inputs)} test inputs.")
+
+
+def _close(got, expected, atol):
+    if isinstance(expected, (tuple, list)):
+        return (isinstance(got, (tuple, list)) and len(got) == len(expected)
+                and all(_close(g, e, atol) for g, e in zip(got, expected)))
+    if torch.is_tensor(expected):
+        got = torch.as_tensor(got)
+        return got.shape == expected.shape and torch.allclose(got.double(), expected.double(), atol=atol, rtol=0)
+    return abs(float(got) - float(expected)) <= atol

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from .convert import convert
 from .fold import fold_batchnorm
+from .neuron import encode
 from .quant import CQ
 from .train import evaluate, predict
 
@@ -32,14 +33,12 @@ def cq_activations(model, x):
     return outputs
 
 
-def input_rates(snn, x):
-    """The input as the SNN sees it over its window: x itself for "current", the spike rate otherwise.
-    Feeding this to the CQ-CNN compares like with like."""
+def input_rates(snn, x, seed=0):
+    """The input as the SNN sees it over its window: x itself for "current", the spike rate otherwise
+    (the trains of `snn.run(x, seed=seed)`). Feeding this to the CQ-CNN compares like with like."""
     if snn.encoding == "current":
         return x
-    from .neuron import encode
-    generator = torch.Generator(device=x.device).manual_seed(0)
-    return encode(x, snn.timesteps, snn.encoding, generator).sum(0, dtype=x.dtype) / snn.timesteps
+    return encode(x, snn.timesteps, snn.encoding, seed).sum(0, dtype=x.dtype) / snn.timesteps
 
 
 EXACT = 1e-3  # counts are whole numbers: one within this of a * T is exact
@@ -57,7 +56,9 @@ def layer_agreement(model, snn, data, batch_size=256):
     batches = [data] if torch.is_tensor(data) else (x for x, _ in DataLoader(data, batch_size=batch_size))
     exact = error = total = 0
     for x in batches:
-        errors = count_errors(cq_activations(model, input_rates(snn, x)), snn.run(x).counts, snn.timesteps)
+        rec = snn.run(x)
+        rates = x if rec.input_counts is None else rec.input_counts / snn.timesteps  # the input the SNN saw
+        errors = count_errors(cq_activations(model, rates), rec.counts, snn.timesteps)
         exact = exact + torch.stack([(e < EXACT).sum() for e in errors])
         error = error + torch.stack([e.sum() for e in errors])
         total = total + torch.tensor([e.numel() for e in errors])

@@ -222,3 +222,35 @@ def test_digits_snn_agrees_with_its_cq_cnn():
     snn = cq.convert(model, 16, "current")
     assert layer_agreement(model, snn, x)[0]["exact"] == 1.0
     assert (snn(x).argmax(1) == model(x).argmax(1)).float().mean() >= 0.97
+
+
+@pytest.mark.parametrize("neuron", ["if", "signed"])
+@pytest.mark.parametrize("mode", ["floor", "round"])
+@pytest.mark.parametrize("encoding", ["current", "spikes", "poisson"])
+def test_every_T_from_one_run_equals_a_run_converted_at_that_T(encoding, mode, neuron):
+    model = random_cq_net(mode=mode)
+    x = torch.rand(6, 2, 8, 8, dtype=torch.float64)
+    rec = cq.convert(model, 20, encoding, neuron=neuron).run(x, seed=2, all_timesteps=True)
+    assert rec.outputs.shape == (20, 6, 3) and torch.equal(rec.outputs[-1], rec.output)
+    for t in (1, 4, 7, 16, 19):
+        assert torch.equal(rec.outputs[t - 1], cq.convert(model, t, encoding, neuron=neuron).run(x, seed=2).output)
+    assert not torch.allclose(rec.outputs[3], rec.outputs[-1])  # the outputs do change with t
+
+
+def test_all_timesteps_in_pieces_and_without_it():
+    model, x = random_cq_net(), torch.rand(7, 2, 8, 8, dtype=torch.float64)
+    snn = cq.convert(model, 10, "spikes")
+    whole = snn.run(x, all_timesteps=True)
+    assert snn.run(x).outputs is None
+    snn.max_memory = one_image_at_a_time(snn, x, all_timesteps=True)
+    assert torch.equal(snn.run(x, all_timesteps=True).outputs, whole.outputs)
+
+
+def test_accuracy_against_T_from_one_simulation_equals_converting_at_each_T():
+    model = cq.load(cq.shipped("digits_cnn_cq16.pt"))
+    test = cq.data.load("digits", "test", limit=60)
+    for neuron in ("if", "signed"):
+        curve = cq.analysis.accuracy_vs_timesteps(model, test, (4, 8, 16), "spikes", neuron, progress=False)
+        assert curve == {T: cq.evaluate(cq.convert(model, T, "spikes", neuron), test) for T in (4, 8, 16)}
+    with pytest.raises(ValueError, match="timesteps must lie in 1..8"):
+        cq.analysis.predict_every_timestep(cq.convert(model, 8), test, (4, 16))

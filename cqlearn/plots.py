@@ -40,6 +40,13 @@ def raster_neurons(spikes, max_neurons=64):
     return firing[counts[firing].argsort(descending=True, stable=True)]
 
 
+def raster_points(spikes):
+    """The raster of one image (chapter 6): (steps, neurons), the step (1..T) and flat neuron index of
+    every spike of spikes (T, ...), in time order and, within a step, by neuron."""
+    steps, neurons = torch.nonzero(spikes.reshape(spikes.shape[0], -1), as_tuple=True)
+    return steps + 1, neurons
+
+
 def raster(spikes, ax=None, max_neurons=64, title="Spike raster"):
     """Dots at (step, neuron) for every spike. spikes: (T, ...) for one image; neurons are flattened
     and at most max_neurons firing ones are shown, picked across the rates by `raster_neurons`
@@ -47,8 +54,8 @@ def raster(spikes, ax=None, max_neurons=64, title="Spike raster"):
     ax = _axes(ax)
     s = spikes.reshape(spikes.shape[0], -1).bool()
     shown = raster_neurons(s, max_neurons)
-    t, n = torch.nonzero(s[:, shown], as_tuple=True)
-    ax.vlines(t + 1, n - 0.35, n + 0.35, color="k", lw=0.8)  # 70 % of a row: the rows stay apart
+    t, n = raster_points(s[:, shown])
+    ax.vlines(t, n - 0.35, n + 0.35, color="k", lw=0.8)  # 70 % of a row: the rows stay apart
     picked = "all firing neurons" if len(shown) == int(s.any(0).sum()) else "picked across the rates"
     ax.set(title=title, xlabel="time step t", ylabel=f"neuron ({len(shown)} of {s.shape[1]}: {picked})",
            xlim=(0.5, spikes.shape[0] + 0.5), ylim=(-0.5, max(len(shown), 1) - 0.5))

@@ -72,3 +72,12 @@ def test_raster_of_saturated_layer_is_not_vertical_stripes():
     assert all(abs(s[1, 1] - s[0, 1]) < 1 for s in segments)  # a mark is shorter than a row
     per_row = torch.bincount(torch.tensor([round(s[:, 1].mean()) for s in segments]))
     assert len(per_row) == 64 and (per_row < 32).sum() > 50 and "64 of 500" in ax.get_ylabel()
+
+
+def test_raster_points_are_every_spike_in_time_order():
+    spikes = torch.zeros(4, 2, 3, dtype=torch.bool)
+    spikes[0, 1, 2] = spikes[3, 0, 0] = spikes[0, 0, 1] = spikes[2, 1, 0] = True
+    steps, neurons = plots.raster_points(spikes)
+    assert steps.tolist() == [1, 1, 3, 4] and neurons.tolist() == [1, 5, 3, 0]
+    steps, neurons = plots.raster_points(torch.zeros(5, 7, dtype=torch.bool))
+    assert steps.numel() == neurons.numel() == 0

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..convert import convert
-from ..plots import raster_neurons
+from ..plots import raster_neurons, raster_points
 from ..neuron import ENCODINGS, encode
 from . import static_mode
 from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
@@ -57,7 +57,7 @@ def raster_figure_data(model, dataset, image=0, layer=0, timesteps=32, encoding=
     spikes = rec.spikes[layer][:, 0].reshape(timesteps, -1).cpu()
     membrane = rec.membrane[layer][:, 0].reshape(timesteps, -1).cpu()
     shown = raster_neurons(spikes, MAX_NEURONS)
-    t, n = torch.nonzero(spikes[:, shown], as_tuple=True)
+    t, n = raster_points(spikes[:, shown])
     t_axis = np.arange(1, timesteps + 1)
     neurons = chosen_neurons(spikes.sum(0), timesteps)
     prediction = int(rec.output.argmax(1).cpu())
@@ -65,7 +65,7 @@ def raster_figure_data(model, dataset, image=0, layer=0, timesteps=32, encoding=
     picture = x.permute(1, 2, 0).numpy() if x.shape[0] == 3 else x[0].numpy()
     return {
         "picture": picture, "label": label, "prediction": prediction,
-        "raster_t": t.numpy() + 1, "raster_n": n.numpy(), "shown": len(shown), "neurons": spikes.shape[1],
+        "raster_t": t.numpy(), "raster_n": n.numpy(), "shown": len(shown), "neurons": spikes.shape[1],
         "spikes": total, "rate": total / spikes.numel(), "trace_t": t_axis,
         "traces": {i: membrane[:, i].numpy() for i in neurons},
         "trace_spikes": {i: t_axis[spikes[:, i].numpy()] for i in neurons},

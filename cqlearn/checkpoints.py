@@ -51,15 +51,21 @@ def read(path):
     return payload
 
 
+PRETRAINED = Path(__file__).resolve().parent / "pretrained"  # data/*.pt, as installed from a wheel
+
+
 def shipped(name):
-    """Path of a checkpoint the project ships in data/ (e.g. "digits_cnn_cq16.pt"), found from the
-    repository root, the working folder or its parent (where the book's chapters run), or CQLEARN_DATA."""
-    folders = [os.environ.get("CQLEARN_DATA"), Path(__file__).resolve().parents[1] / "data", "data", "../data"]
+    """Path of a checkpoint the project ships (e.g. "digits_cnn_cq16.pt"): from CQLEARN_DATA, the installed
+    package (cqlearn/pretrained/), the checkout's data/, or data/ in the working folder or its parent (where
+    the book's chapters run)."""
+    folders = [os.environ.get("CQLEARN_DATA"), PRETRAINED, Path(__file__).resolve().parents[1] / "data", "data",
+               "../data"]
     for folder in filter(None, folders):
         if (Path(folder) / name).is_file():
             return Path(folder) / name
-    raise FileNotFoundError(f"shipped checkpoint {name!r} not found in data/; run the book from a clone of "
-                            "the cqlearn repository (its data/ folder holds the checkpoints).")
+    raise FileNotFoundError(f"shipped checkpoint {name!r} not found in {PRETRAINED} nor in a checkout's data/; "
+                            "install cqlearn with pip (it ships the checkpoints) or work in a clone of the "
+                            "cqlearn repository.")
 
 
 def load(path, model=None):

@@ -210,7 +210,9 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
     for s, stage in enumerate(STAGES):
         if s < first or not plan[stage]:
             continue
-        partial = state if state is not None and s == first else None
+        # a stage interrupted part-way goes on from its own state; any other stage starts afresh from the
+        # weights the stage before it ended with (also when that stage finished in an earlier process)
+        partial = state if state is not None and not state["finished"] and stage == state["stage"] else None
         if partial is None:
             model = _twin(model, stage, levels, mode)
         model.to(device, memory_format=torch.channels_last)  # faster convolutions on CPUs and GPUs
@@ -238,7 +240,6 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
                 f"test {100 * test_acc:.2f} % ({time.perf_counter() - start:.0f} s)")
             if on_epoch is not None:
                 on_epoch(stage, epoch + 1)
-        state = None
     summary = {"plain_accuracy": results.get("plain"), "clamp_accuracy": results.get("clamp"),
                "cq_accuracy": results["cq"], "checkpoint": str(out / final_name(dataset, model_name, levels))}
     log("done: " + json.dumps(summary))

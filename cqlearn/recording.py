@@ -18,8 +18,8 @@ class Recording:
               for every t <= T (the run to t is the first t steps of the run to T), else None.
     input_counts: (B, C, H, W) input spikes per pixel that the simulation used ("spikes", "poisson"),
               None for "current".
-    fired:    per spiking layer, (B, ...) spikes fired, -1 spikes included (= counts for "if"): each is a
-              synaptic event (cqlearn.energy).
+    fired:    per spiking layer, (B, ...) spikes fired, -1 spikes included: each is a synaptic event
+              (cqlearn.energy). For "if" neurons these are the count tensors themselves.
     """
     output: torch.Tensor
     counts: list

@@ -37,8 +37,11 @@ def _train_parser(commands):
     train.add_argument("--test-limit", type=int, help="use only the first N test images")
     train.add_argument("--root", help="dataset folder (default: $CQLEARN_DATA, else ./data, then the checkout's data/)")
     train.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    train.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
+                       help="training arithmetic (torch.autocast; evaluation stays exact): bf16 on CPUs with "
+                       "bfloat16 units, fp16 or bf16 on GPUs (default: fp16 with a GPU, else fp32)")
     train.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                       help="mixed precision (default: on with a GPU)")
+                       help="the older switch: --amp is --precision bf16 on the CPU, fp16 on a GPU; --no-amp is fp32")
     train.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
 
@@ -120,7 +123,8 @@ def _run(args, argv):
             kwargs["width"] = int(kwargs["width"])
         train_run(args.out, args.model, args.dataset, args.levels, args.epochs, args.mode, args.lr, args.batch_size,
                   args.weight_decay, args.seed, args.limit, args.test_limit, args.augment, args.root, args.device,
-                  args.amp, args.resume, kwargs, progress=not args.no_progress, command=argv, optimizer=args.optimizer, init=args.init)
+                  args.amp, args.resume, kwargs, progress=not args.no_progress, command=argv, optimizer=args.optimizer, init=args.init,
+                  precision=args.precision)
     elif args.command == "eval":
         from .experiments import eval_run
         bits = WEIGHT_BITS if args.weight_bits == [] else args.weight_bits

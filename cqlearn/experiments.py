@@ -133,14 +133,33 @@ def _optimizer(model, lr, weight_decay, steps, state=None, kind="adam"):
     return optimizer, schedule
 
 
-def _epoch(model, train_set, optimizer, schedule, scaler, batch_size, order, device, amp, progress, desc):
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def pick_precision(device, precision=None, amp=None):
+    """The training precision, "fp32", "bf16" or "fp16" (torch.autocast; the weights stay float32 and
+    evaluation rounds the CQ staircase in float64). Default: fp16 on a GPU, fp32 on the CPU. amp=True,
+    the older switch, is bf16 on the CPU and fp16 on a GPU; amp=False is fp32."""
+    if precision is None:
+        use_amp = device.type == "cuda" if amp is None else amp
+        precision = ("fp16" if device.type == "cuda" else "bf16") if use_amp else "fp32"
+    elif amp is not None and amp != (precision != "fp32"):
+        raise ValueError(f"--{'' if amp else 'no-'}amp contradicts --precision {precision}; pass --precision alone.")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}.")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("fp16 training is for GPUs (it needs loss scaling, and CPUs compute bfloat16 faster); "
+                         "pass --precision bf16 on the CPU.")
+    return precision
+
+
+def _epoch(model, train_set, optimizer, schedule, scaler, batch_size, order, device, precision, progress, desc):
     model.train()
     total_loss = correct = seen = 0
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     loader = batches(train_set, distributed.local_batch(batch_size), device=device, sampler=order)
     for x, y in tqdm(loader, desc=desc, total=distributed.steps(len(train_set), batch_size), disable=not progress,
                      leave=False, mininterval=10):
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+        with torch.autocast(device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32"):
             logits = model(x)
             loss = nn.functional.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
@@ -159,7 +178,7 @@ def _epoch(model, train_set, optimizer, schedule, scaler, batch_size, order, dev
 def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floor", lr=1e-3, batch_size=128,
               weight_decay=5e-4, seed=0, limit=None, test_limit=None, augment=None, root=None, device=None,
               amp=None, resume=False, model_kwargs=None, progress=True, on_epoch=None, log=print, command=None,
-              optimizer="adam", init=None):
+              optimizer="adam", init=None, precision=None):
     """The staged recipe with a checkpoint after every epoch in `out` (chapter 9). Returns a summary dict.
 
     out/last.pt  the state after the last finished epoch (weights, optimizer, stage, epoch, history)
@@ -168,11 +187,12 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
     init: a checkpoint of the same model (say another run's plain.pt) to start from, so that one plain
     network can be fine-tuned into CQ twins with other levels or modes (pass 0 plain epochs).
     on_epoch(stage, epoch) is called after each saved epoch (tests interrupt the run there); `command`
-    (the CLI's arguments) is stored in the metadata."""
+    (the CLI's arguments) is stored in the metadata. precision: "fp32", "bf16" or "fp16" (pick_precision;
+    `amp` is the older switch for it)."""
     out, device = Path(out), pick_device(device)
     if not distributed.is_main():  # under torchrun, rank 0 alone logs and writes
         log, progress = (lambda *args: None), False
-    amp = device.type == "cuda" if amp is None else amp
+    precision = pick_precision(device, precision, amp)
     augment = dataset == "cifar10" if augment is None else augment
     plan = dict(zip(STAGES, stage_epochs(epochs)))
     if not plan["cq"]:
@@ -212,7 +232,7 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
         first = STAGES.index(state["stage"]) + (1 if state["finished"] else 0)
     steps_per_epoch = distributed.steps(len(train_set), batch_size)
     log(f"{model_name} on {dataset} ({len(train_set)} train, {len(test_set)} test images), {device}"
-        f"{', mixed precision' if amp else ''}; epochs {plan}")
+        f"{'' if precision == 'fp32' else ', ' + precision + ' autocast'}; epochs {plan}")
     for s, stage in enumerate(STAGES):
         if s < first or not plan[stage]:
             continue
@@ -223,14 +243,14 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
         net = distributed.wrap(model, device)  # DistributedDataParallel under torchrun, else the model
         opt, schedule = _optimizer(model, lr, weight_decay, plan[stage] * steps_per_epoch, partial,
                                    optimizer)
-        scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
+        scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         for epoch in range(partial["epoch"] if partial else 0, plan[stage]):
             start = time.perf_counter()
             # augmentation and dropout: the same after a resume, their own in each process under torchrun
             torch.manual_seed(seed + 1000 * s + epoch + 10**6 * distributed.rank())
             order = distributed.sampler(train_set, seed + 1000 * s, epoch)  # one process: randperm(seed + ...)
-            loss, train_acc = _epoch(net, train_set, opt, schedule, scaler, batch_size, order, device, amp,
-                                     progress, f"{stage} {epoch + 1}")
+            loss, train_acc = _epoch(net, train_set, opt, schedule, scaler, batch_size, order, device,
+                                     precision, progress, f"{stage} {epoch + 1}")
             finished = epoch + 1 == plan[stage]
             if finished:  # the saved layout, as `cqlearn eval` reads it: channels-last sums in another order,
                 model.to(memory_format=torch.contiguous_format)  # which can move a value across a CQ level
@@ -241,7 +261,7 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
                 results[stage] = test_acc
                 name = final_name(dataset, model_name, levels) if stage == "cq" else f"{stage}.pt"
                 if distributed.is_main():
-                    save(model, out / name, **_meta(config, stage, results, history, amp, command))
+                    save(model, out / name, **_meta(config, stage, results, history, precision, command))
             if distributed.is_main():
                 save(model, last, stage=stage, epoch=epoch + 1, finished=finished, config=config, history=history,
                      results=results, optimizer=opt.state_dict(), schedule=schedule.state_dict())
@@ -278,13 +298,14 @@ def _cpuinfo():
         return []
 
 
-def _meta(config, stage, results, history, amp, command):
+def _meta(config, stage, results, history, precision, command):
     return {"dataset": config["dataset"], "model_name": config["model"], "stage": stage, "levels": config["levels"],
             "mode": config["mode"], "timesteps": config["levels"], "encoding": "spikes",
             "accuracy": results[stage], "plain_accuracy": results.get("plain"),
             "clamp_accuracy": results.get("clamp"), "epochs": config["epochs"], "seed": config["seed"],
             "train_images": config["limit"], "test_images": config["test_limit"], "augment": config["augment"],
-            "history": history, "trained_on": machine() + (" (mixed precision)" if amp else ""),
+            "history": history, "trained_on": machine() + ("" if precision == "fp32" else f" ({precision} autocast)")
+            + (f", {distributed.world_size()} processes (torchrun)" if distributed.world_size() > 1 else ""),
             "date": datetime.date.today().isoformat(), "command": command_line(command)}
 
 

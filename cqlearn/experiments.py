@@ -4,7 +4,9 @@
 and saves a checkpoint after every epoch (`last.pt`: weights, optimizer, stage and epoch, written
 atomically by cq.save), so an interrupted run goes on with `--resume` from the last finished epoch and
 ends with the same weights as an uninterrupted one (on a CPU, bit for bit: every epoch reseeds). On a
-GPU the data sits on the device and the forward pass runs in mixed precision (float16).
+GPU the data sits on the device and the forward pass runs in mixed precision (float16). Under torchrun both
+run on several processes (cqlearn.distributed): training with DistributedDataParallel, evaluation on
+shards of the test set; one process runs exactly as without it.
 
 `eval` converts a CQ checkpoint at each T, measures the SNN against the CQ-CNN (accuracy, prediction
 agreement, per-layer exact spike counts) with float or n-bit weights, prints the rows and appends them
@@ -24,7 +26,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import analysis, data, models
+from . import analysis, data, distributed, models
 from .checkpoints import load, read, save
 from .convert import convert
 from .quant import to_clamp, to_cq
@@ -59,9 +61,9 @@ def crop_flip(x, padding=4):
     return padded[b, c, rows[:, None, :, None], cols[:, None, None, :]]
 
 
-def batches(dataset, batch_size=128, shuffle=False, seed=0, device="cpu"):
+def batches(dataset, batch_size=128, shuffle=False, seed=0, device="cpu", sampler=None):
     """Batches (x, y) on `device` straight from an ImageDataset's tensors (moved to the device once);
-    shuffled with `seed`, augmented with crop_flip when dataset.augment is set."""
+    shuffled with `seed` (or in the order of `sampler`), augmented with crop_flip when dataset.augment is set."""
     device = torch.device(device)
     cache = getattr(dataset, "_on_device", None)
     if cache is None or cache[0] != device:
@@ -70,8 +72,8 @@ def batches(dataset, batch_size=128, shuffle=False, seed=0, device="cpu"):
     _, images, labels = cache
     n = len(labels)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
-    order = order.to(device)
-    for i in range(0, n, batch_size):
+    order = (torch.tensor(list(sampler), dtype=torch.long) if sampler is not None else order).to(device)
+    for i in range(0, len(order), batch_size):
         index = order[i:i + batch_size]
         x = images[index]
         yield (crop_flip(x) if dataset.augment else x), labels[index]
@@ -79,13 +81,15 @@ def batches(dataset, batch_size=128, shuffle=False, seed=0, device="cpu"):
 
 @torch.no_grad()
 def accuracy(model, dataset, batch_size=256, device=None):
-    """Accuracy in [0, 1] of a CNN or SpikingNetwork, with the data on the model's device."""
+    """Accuracy in [0, 1] of a CNN or SpikingNetwork, with the data on the model's device (under torchrun,
+    each process counts its shard)."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    correct = sum((model(x).argmax(1) == y).sum().item() for x, y in batches(dataset, batch_size, device=device))
+    correct = sum((model(x).argmax(1) == y).sum().item()
+                  for x, y in batches(distributed.shard(dataset, batch_size), batch_size, device=device))
     model.train(was_training)
-    return correct / len(dataset)
+    return distributed.total(correct)[0] / len(dataset)
 
 
 def _builder_takes(name, argument):
@@ -129,14 +133,33 @@ def _optimizer(model, lr, weight_decay, steps, state=None, kind="adam"):
     return optimizer, schedule
 
 
-def _epoch(model, train_set, optimizer, schedule, scaler, batch_size, seed, device, amp, progress, desc):
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def pick_precision(device, precision=None, amp=None):
+    """The training precision, "fp32", "bf16" or "fp16" (torch.autocast; the weights stay float32 and
+    evaluation rounds the CQ staircase in float64). Default: fp16 on a GPU, fp32 on the CPU. amp=True,
+    the older switch, is bf16 on the CPU and fp16 on a GPU; amp=False is fp32."""
+    if precision is None:
+        use_amp = device.type == "cuda" if amp is None else amp
+        precision = ("fp16" if device.type == "cuda" else "bf16") if use_amp else "fp32"
+    elif amp is not None and amp != (precision != "fp32"):
+        raise ValueError(f"--{'' if amp else 'no-'}amp contradicts --precision {precision}; pass --precision alone.")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}.")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("fp16 training is for GPUs (it needs loss scaling, and CPUs compute bfloat16 faster); "
+                         "pass --precision bf16 on the CPU.")
+    return precision
+
+
+def _epoch(model, train_set, optimizer, schedule, scaler, batch_size, order, device, precision, progress, desc):
     model.train()
     total_loss = correct = seen = 0
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    loader = batches(train_set, batch_size, shuffle=True, seed=seed, device=device)
-    for x, y in tqdm(loader, desc=desc, total=math.ceil(len(train_set) / batch_size), disable=not progress,
+    loader = batches(train_set, distributed.local_batch(batch_size), device=device, sampler=order)
+    for x, y in tqdm(loader, desc=desc, total=distributed.steps(len(train_set), batch_size), disable=not progress,
                      leave=False, mininterval=10):
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+        with torch.autocast(device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32"):
             logits = model(x)
             loss = nn.functional.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
@@ -148,13 +171,14 @@ def _epoch(model, train_set, optimizer, schedule, scaler, batch_size, seed, devi
         correct += (logits.argmax(1) == y).sum().item()
         seen += len(y)
     model.eval()
+    total_loss, correct, seen = distributed.total(total_loss, correct, seen)
     return total_loss / seen, correct / seen
 
 
 def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floor", lr=1e-3, batch_size=128,
               weight_decay=5e-4, seed=0, limit=None, test_limit=None, augment=None, root=None, device=None,
               amp=None, resume=False, model_kwargs=None, progress=True, on_epoch=None, log=print, command=None,
-              optimizer="adam", init=None):
+              optimizer="adam", init=None, precision=None):
     """The staged recipe with a checkpoint after every epoch in `out` (chapter 9). Returns a summary dict.
 
     out/last.pt  the state after the last finished epoch (weights, optimizer, stage, epoch, history)
@@ -163,9 +187,12 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
     init: a checkpoint of the same model (say another run's plain.pt) to start from, so that one plain
     network can be fine-tuned into CQ twins with other levels or modes (pass 0 plain epochs).
     on_epoch(stage, epoch) is called after each saved epoch (tests interrupt the run there); `command`
-    (the CLI's arguments) is stored in the metadata."""
+    (the CLI's arguments) is stored in the metadata. precision: "fp32", "bf16" or "fp16" (pick_precision;
+    `amp` is the older switch for it)."""
     out, device = Path(out), pick_device(device)
-    amp = device.type == "cuda" if amp is None else amp
+    if not distributed.is_main():  # under torchrun, rank 0 alone logs and writes
+        log, progress = (lambda *args: None), False
+    precision = pick_precision(device, precision, amp)
     augment = dataset == "cifar10" if augment is None else augment
     plan = dict(zip(STAGES, stage_epochs(epochs)))
     if not plan["cq"]:
@@ -203,9 +230,9 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
     if state:
         model = load(last)  # the model of the stage it was in, activations included
         first = STAGES.index(state["stage"]) + (1 if state["finished"] else 0)
-    steps_per_epoch = math.ceil(len(train_set) / batch_size)
+    steps_per_epoch = distributed.steps(len(train_set), batch_size)
     log(f"{model_name} on {dataset} ({len(train_set)} train, {len(test_set)} test images), {device}"
-        f"{', mixed precision' if amp else ''}; epochs {plan}")
+        f"{'' if precision == 'fp32' else ', ' + precision + ' autocast'}; epochs {plan}")
     for s, stage in enumerate(STAGES):
         if s < first or not plan[stage]:
             continue
@@ -215,14 +242,17 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
         if partial is None:
             model = _twin(model, stage, levels, mode)
         model.to(device, memory_format=torch.channels_last)  # faster convolutions on CPUs and GPUs
+        net = distributed.wrap(model, device)  # DistributedDataParallel under torchrun, else the model
         opt, schedule = _optimizer(model, lr, weight_decay, plan[stage] * steps_per_epoch, partial,
                                    optimizer)
-        scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
+        scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         for epoch in range(partial["epoch"] if partial else 0, plan[stage]):
             start = time.perf_counter()
-            torch.manual_seed(seed + 1000 * s + epoch)  # augmentation and dropout: the same after a resume
-            loss, train_acc = _epoch(model, train_set, opt, schedule, scaler, batch_size,
-                                     seed + 1000 * s + epoch, device, amp, progress, f"{stage} {epoch + 1}")
+            # augmentation and dropout: the same after a resume, their own in each process under torchrun
+            torch.manual_seed(seed + 1000 * s + epoch + 10**6 * distributed.rank())
+            order = distributed.sampler(train_set, seed + 1000 * s, epoch)  # one process: randperm(seed + ...)
+            loss, train_acc = _epoch(net, train_set, opt, schedule, scaler, batch_size, order, device,
+                                     precision, progress, f"{stage} {epoch + 1}")
             finished = epoch + 1 == plan[stage]
             if finished:  # the saved layout, as `cqlearn eval` reads it: channels-last sums in another order,
                 model.to(memory_format=torch.contiguous_format)  # which can move a value across a CQ level
@@ -232,9 +262,11 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
             if finished:  # the stage's model first, so that last.pt never points past a missing file
                 results[stage] = test_acc
                 name = final_name(dataset, model_name, levels) if stage == "cq" else f"{stage}.pt"
-                save(model, out / name, **_meta(config, stage, results, history, amp, command))
-            save(model, last, stage=stage, epoch=epoch + 1, finished=finished, config=config, history=history,
-                 results=results, optimizer=opt.state_dict(), schedule=schedule.state_dict())
+                if distributed.is_main():
+                    save(model, out / name, **_meta(config, stage, results, history, precision, command))
+            if distributed.is_main():
+                save(model, last, stage=stage, epoch=epoch + 1, finished=finished, config=config, history=history,
+                     results=results, optimizer=opt.state_dict(), schedule=schedule.state_dict())
             log(f"{stage} epoch {epoch + 1}/{plan[stage]}: loss {loss:.4f}, train {100 * train_acc:.2f} %, "
                 f"test {100 * test_acc:.2f} % ({time.perf_counter() - start:.0f} s)")
             if on_epoch is not None:
@@ -267,13 +299,14 @@ def _cpuinfo():
         return []
 
 
-def _meta(config, stage, results, history, amp, command):
+def _meta(config, stage, results, history, precision, command):
     return {"dataset": config["dataset"], "model_name": config["model"], "stage": stage, "levels": config["levels"],
             "mode": config["mode"], "timesteps": config["levels"], "encoding": "spikes",
             "accuracy": results[stage], "plain_accuracy": results.get("plain"),
             "clamp_accuracy": results.get("clamp"), "epochs": config["epochs"], "seed": config["seed"],
             "train_images": config["limit"], "test_images": config["test_limit"], "augment": config["augment"],
-            "history": history, "trained_on": machine() + (" (mixed precision)" if amp else ""),
+            "history": history, "trained_on": machine() + ("" if precision == "fp32" else f" ({precision} autocast)")
+            + (f", {distributed.world_size()} processes (torchrun)" if distributed.world_size() > 1 else ""),
             "date": datetime.date.today().isoformat(), "command": command_line(command)}
 
 
@@ -293,9 +326,10 @@ def predictions(model, dataset, batch_size=250, device=None):
     return torch.cat([model(x).argmax(1).cpu() for x, _ in batches(dataset, batch_size, device=device)])
 
 
-def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_images=1000, progress=False, desc="SNN"):
+def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_x=None, progress=False, desc="SNN"):
     """SNN accuracy, agreement with the CQ-CNN's predictions and per-layer exact spike counts (on the
-    first `layer_images` images, via analysis.layer_agreement), in one dict."""
+    images `layer_x`, via analysis.layer_agreement), in one dict. Under torchrun, test_set and
+    cq_predictions are this process's shard and the fractions are over all processes."""
     device = next(snn.parameters()).device
     predicted = []
     cq_predictions = cq_predictions.cpu()
@@ -304,11 +338,10 @@ def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_images=1
                      leave=False, mininterval=10):
         predicted.append(snn(x).argmax(1).cpu())
     predicted = torch.cat(predicted)
-    row = {"snn": (predicted == test_set.labels).float().mean().item(),
-           "agreement": (predicted == cq_predictions).float().mean().item()}
-    if layer_images:
-        x = test_set.images[:layer_images].to(device)
-        layers = analysis.layer_agreement(model, snn, x, batch_size)
+    row = {"snn": distributed.fraction(predicted == test_set.labels),
+           "agreement": distributed.fraction(predicted == cq_predictions)}
+    if layer_x is not None:
+        layers = analysis.layer_agreement(model, snn, layer_x.to(device), batch_size)
         row["layer_exact"] = " / ".join(f"{100 * layer['exact']:.1f}" for layer in layers)
     return row
 
@@ -329,14 +362,21 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
     if not precisions:
         raise ValueError("nothing to measure: float_weights=False (--no-float) needs weight_bits (--weight-bits).")
     device = pick_device(device)
+    if not distributed.is_main():  # under torchrun, rank 0 alone logs and writes
+        log, progress, results, record, figure = (lambda *args: None), False, None, False, None
     model = load(checkpoint).to(device)
     meta = dict(model.meta)
     dataset = dataset or meta.get("dataset")
     if dataset is None:
         raise ValueError(f"{checkpoint} does not say which dataset it was trained on; pass --dataset.")
     test_set = data.load(dataset, "test", root=root, limit=limit)
-    cq_predictions = predictions(model, test_set, batch_size, device)
-    cq_accuracy = (cq_predictions == test_set.labels).float().mean().item()
+    shard = distributed.shard(test_set, batch_size)  # whole batches; the test set itself for one process
+    if math.ceil(len(test_set) / batch_size) < distributed.world_size():
+        raise ValueError(f"{len(test_set)} test images make fewer batches of {batch_size} than there are "
+                         f"processes ({distributed.world_size()}); pass a smaller --batch-size.")
+    layer_x = test_set.images[:layer_images] if layer_images and distributed.is_main() else None
+    cq_predictions = predictions(model, shard, batch_size, device)
+    cq_accuracy = distributed.fraction(cq_predictions == shard.labels)
     levels = next((m.levels for m in model.modules() if hasattr(m, "levels")), meta.get("levels"))
     base = {"date": datetime.date.today().isoformat(), "dataset": dataset, "network": "CQ",
             "model": (getattr(model, "arch", None) or {}).get("name", "?"), "levels": levels,
@@ -345,8 +385,8 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
     if baseline:
         from . import baseline as naive
         plain = load(baseline).to(device)
-        plain_predictions = predictions(plain, test_set, batch_size, device)
-        plain_accuracy = (plain_predictions == test_set.labels).float().mean().item()
+        plain_predictions = predictions(plain, shard, batch_size, device)
+        plain_accuracy = distributed.fraction(plain_predictions == shard.labels)
         images = data.load(dataset, "train", root=root, limit=calibration).images.to(device)
     rows = []
 
@@ -367,7 +407,7 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
                 row = {**base, "encoding": encoding, "timesteps": T,
                        "weights": "float32" if bits is None else f"{bits}-bit",
                        "readout": "float32" if bits is None or not readout else f"{bits}-bit",
-                       **snn_row(model, net, test_set, cq_predictions, batch_size, layer_images, progress,
+                       **snn_row(model, net, shard, cq_predictions, batch_size, layer_x, progress,
                                  f"{encoding} T={T} {bits or 32}-bit")}
                 add({**row, "snn_minus_converted": row["snn"] - cq_accuracy}, start)
             for percentile in percentiles if baseline else ():
@@ -376,7 +416,8 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
                 row = {**base, "network": baseline_name(percentile), "levels": "-", "cq_cnn": None,
                        "cnn": plain_accuracy, "checkpoint": str(baseline), "encoding": encoding, "timesteps": T,
                        "weights": "float32", "readout": "float32",
-                       **snn_row(plain, net, test_set, plain_predictions, batch_size, 0, progress, f"baseline T={T}")}
+                       **snn_row(plain, net, shard, plain_predictions, batch_size, None, progress,
+                                 f"baseline T={T}")}
                 add({**row, "snn_minus_converted": row["snn"] - plain_accuracy}, start)
     if results:
         log(f"appended {len(rows)} rows to {results}")

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from . import analysis, data, models
 from .checkpoints import load, read, save
 from .convert import convert
+from .files import atomic_write, locked
 from .quant import to_clamp, to_cq
 
 STAGES = ("plain", "clamp", "cq")
@@ -409,8 +410,8 @@ def save_figure(rows, path):
                           title=f"{first['dataset']}, {first['model']}: SNN accuracy against T "
                                 f"({first['images']} test images)")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_write(path) as f:
+        fig.savefig(f, format=Path(path).suffix[1:], dpi=120)
     plt.close(fig)
 
 
@@ -427,25 +428,29 @@ def format_row(row):
 
 
 def append_results(rows, path):
-    """Append rows to a .csv (with a header when new) or a markdown table (header when new)."""
+    """Append rows to a .csv (with a header when new) or a markdown table (header when new). The file is
+    rewritten whole and atomically under a lock, so evaluations run side by side lose no row."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists() or path.stat().st_size == 0
-    if path.suffix == ".csv":
-        with path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerows(rows)
-        return
+    with locked(path):
+        text = path.open(newline="").read() if path.exists() else ""  # csv rows end in \r\n: keep them
+        with atomic_write(path, "w", newline="") as f:
+            f.write(text)
+            if path.suffix == ".csv":
+                writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+                if not text:
+                    writer.writeheader()
+                writer.writerows(rows)
+            else:
+                if not text:
+                    f.write("| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n")
+                f.writelines(markdown_row(row) for row in rows)
+
+
+def markdown_row(row):
     percent = {"cnn", "cq_cnn", "snn", "agreement"}
-    with path.open("a") as f:
-        if new:
-            f.write("| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n")
-        for row in rows:
-            cells = [_pct(row.get(c)) if c in percent else _pct(row[c], True) if c == "snn_minus_converted"
-                     else str(row.get(c, "-")) for c in COLUMNS]
-            f.write("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |\n")
+    cells = [_pct(row.get(c)) if c in percent else _pct(row[c], True) if c == "snn_minus_converted"
+             else str(row.get(c, "-")) for c in COLUMNS]
+    return "| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |\n"
 
 
 def record_in_checkpoint(path, model, meta, rows):
@@ -454,7 +459,11 @@ def record_in_checkpoint(path, model, meta, rows):
     number of test images in snn_images / weight_bits_images. The metadata is read again just before
     saving, so that evaluations run side by side add to it; a value measured on fewer images never
     replaces one measured on more."""
-    meta = {**meta, **read(path)["meta"]}
+    with locked(path):
+        _record(path, model, {**meta, **read(path)["meta"]}, rows)
+
+
+def _record(path, model, meta, rows):
     for row in rows:
         float_weights = row["weights"] == "float32"
         values = meta.setdefault("snn_accuracy" if float_weights else "weight_bits_accuracy", {})

@@ -215,9 +215,10 @@ def where_to_put(name, root):
         stems = ", ".join(s + "[.gz]" for pair in IDX_FILES.values() for s in pair)
         folders = " or ".join(f"{root / sub}/" for sub in IDX_FOLDERS[name])
         original = f"  - or the original idx files ({stems}) in {folders}"
-    return (f"Put one of these under {root.resolve()} (or set CQLEARN_DATA / root= to the folder that holds "
-            f"them):\n  - {root / (name + '.npz')}: uint8 arrays x_train, y_train, x_test, y_test\n{original}\n"
-            "or pass download=True where the network is reachable.")
+    return (f"Put one of these under {root.resolve()} (or point CQLEARN_DATA, root= or --root at the folder "
+            f"that holds them):\n  - {root / (name + '.npz')}: uint8 arrays x_train, y_train, x_test, y_test\n{original}\n"
+            "or let torchvision download them where the network is reachable: cq.data.load(..., download=True), "
+            "or `cqlearn train/eval ... --download`.")
 
 
 def _read_local(name, split, root):
@@ -241,7 +242,7 @@ def _read_arrays(name, split, roots, download):
         if (arrays := _read_local(name, split, roots[0])) is not None:
             return arrays
     searched = " or ".join(str(root.resolve()) for root in roots)
-    how = "after downloading" if download else "and download=False"
+    how = "even after downloading" if download else "(downloads are off)"
     raise FileNotFoundError(f"{name} not found under {searched} {how}.\n" + where_to_put(name, roots[0]))
 
 

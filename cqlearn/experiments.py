@@ -155,7 +155,7 @@ def _epoch(model, train_set, optimizer, schedule, scaler, batch_size, seed, devi
 def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floor", lr=1e-3, batch_size=128,
               weight_decay=5e-4, seed=0, limit=None, test_limit=None, augment=None, root=None, device=None,
               amp=None, resume=False, model_kwargs=None, progress=True, on_epoch=None, log=print, command=None,
-              optimizer="adam", init=None):
+              optimizer="adam", init=None, download=False):
     """The staged recipe with a checkpoint after every epoch in `out` (chapter 9). Returns a summary dict.
 
     out/last.pt  the state after the last finished epoch (weights, optimizer, stage, epoch, history)
@@ -164,7 +164,7 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
     init: a checkpoint of the same model (say another run's plain.pt) to start from, so that one plain
     network can be fine-tuned into CQ twins with other levels or modes (pass 0 plain epochs).
     on_epoch(stage, epoch) is called after each saved epoch (tests interrupt the run there); `command`
-    (the CLI's arguments) is stored in the metadata."""
+    (the CLI's arguments) is stored in the metadata. download=True lets torchvision fetch the dataset."""
     out, device = Path(out), pick_device(device)
     amp = device.type == "cuda" if amp is None else amp
     augment = dataset == "cifar10" if augment is None else augment
@@ -173,7 +173,7 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
         raise ValueError("the CQ stage needs at least one epoch: it is the network that converts.")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}.")
-    train_set = data.load(dataset, "train", root=root, limit=limit, augment=augment)
+    train_set = data.load(dataset, "train", root=root, download=download, limit=limit, augment=augment)
     test_set = data.load(dataset, "test", root=root, limit=test_limit)
     config = {"model": model_name, "dataset": dataset, "levels": levels, "mode": mode, "epochs": list(plan.values()),
               "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay, "seed": seed, "limit": limit,
@@ -317,7 +317,7 @@ def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_images=1
 def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_bits=(), readout=True,
              dataset=None, limit=None, layer_images=1000, batch_size=250, results=None, record=False, root=None,
              device=None, progress=True, log=print, command=None, baseline=None, percentiles=(99.9,),
-             calibration=1000, figure=None, float_weights=True):
+             calibration=1000, figure=None, float_weights=True, download=False):
     """Rows comparing CNN, CQ-CNN and the SNN at each T (float weights, then each n in weight_bits), printed
     and appended to `results` (.csv, or a markdown table otherwise). record=True writes the SNN
     accuracies into the checkpoint's metadata. Returns the rows. float_weights=False skips the
@@ -325,30 +325,42 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
 
     baseline: a plain ReLU checkpoint to convert naively as well (cqlearn.baseline.normalise, scales
     from each of `percentiles` of the activations on `calibration` training images; 100 is the max), a
-    row per T and percentile. figure: a .png (or .svg, .pdf) path for accuracy against T, float weights."""
+    row per T and percentile. figure: a .png (or .svg, .pdf) path for accuracy against T, float weights.
+
+    The CNN column is the plain network's accuracy on the same images: measured when `baseline` is
+    given, else taken from the checkpoint's metadata only if it was measured on the same test images
+    (same dataset and limit), else left empty."""
     precisions = ((None,) if float_weights else ()) + tuple(weight_bits)
     if not precisions:
         raise ValueError("nothing to measure: float_weights=False (--no-float) needs weight_bits (--weight-bits).")
+    if figure is not None and Path(figure).suffix.lower() not in FIGURE_FORMATS:
+        raise ValueError(f"cannot draw the figure into {figure}: choose a file name ending in "
+                         f"{', '.join(FIGURE_FORMATS)}.")
     device = pick_device(device)
     model = load(checkpoint).to(device)
     meta = dict(model.meta)
     dataset = dataset or meta.get("dataset")
     if dataset is None:
         raise ValueError(f"{checkpoint} does not say which dataset it was trained on; pass --dataset.")
-    test_set = data.load(dataset, "test", root=root, limit=limit)
+    test_set = data.load(dataset, "test", root=root, download=download, limit=limit)
     cq_predictions = predictions(model, test_set, batch_size, device)
     cq_accuracy = (cq_predictions == test_set.labels).float().mean().item()
     levels = next((m.levels for m in model.modules() if hasattr(m, "levels")), meta.get("levels"))
     base = {"date": datetime.date.today().isoformat(), "dataset": dataset, "network": "CQ",
             "model": (getattr(model, "arch", None) or {}).get("name", "?"), "levels": levels,
-            "images": len(test_set), "cnn": meta.get("plain_accuracy"), "cq_cnn": cq_accuracy,
+            "images": len(test_set), "cnn": None, "cq_cnn": cq_accuracy,
             "machine": machine(), "command": command_line(command), "checkpoint": str(checkpoint)}
     if baseline:
         from . import baseline as naive
         plain = load(baseline).to(device)
         plain_predictions = predictions(plain, test_set, batch_size, device)
-        plain_accuracy = (plain_predictions == test_set.labels).float().mean().item()
+        base["cnn"] = plain_accuracy = (plain_predictions == test_set.labels).float().mean().item()
         images = data.load(dataset, "train", root=root, limit=calibration).images.to(device)
+    elif (dataset, limit) == (meta.get("dataset"), meta.get("test_images")):  # the images it was measured on
+        base["cnn"] = meta.get("plain_accuracy")
+    else:
+        log(f"CNN accuracy left out: the checkpoint's was measured on other test images than these "
+            f"{len(test_set)}; pass --baseline PLAIN_CHECKPOINT to measure it on them.")
     rows = []
 
     def add(row, start):  # each row goes to the file as soon as it is measured
@@ -385,6 +397,9 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
         save_figure(rows, figure)
         log(f"wrote {figure}")
     return rows
+
+
+FIGURE_FORMATS = (".png", ".svg", ".pdf")
 
 
 def baseline_name(percentile):

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from . import analysis, data, distributed, models
 from .checkpoints import load, read, save
 from .convert import convert
+from .files import atomic_write, locked
 from .quant import to_clamp, to_cq
 
 STAGES = ("plain", "clamp", "cq")
@@ -178,7 +179,7 @@ def _epoch(model, train_set, optimizer, schedule, scaler, batch_size, order, dev
 def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floor", lr=1e-3, batch_size=128,
               weight_decay=5e-4, seed=0, limit=None, test_limit=None, augment=None, root=None, device=None,
               amp=None, resume=False, model_kwargs=None, progress=True, on_epoch=None, log=print, command=None,
-              optimizer="adam", init=None, precision=None):
+              optimizer="adam", init=None, download=False, precision=None):
     """The staged recipe with a checkpoint after every epoch in `out` (chapter 9). Returns a summary dict.
 
     out/last.pt  the state after the last finished epoch (weights, optimizer, stage, epoch, history)
@@ -187,8 +188,8 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
     init: a checkpoint of the same model (say another run's plain.pt) to start from, so that one plain
     network can be fine-tuned into CQ twins with other levels or modes (pass 0 plain epochs).
     on_epoch(stage, epoch) is called after each saved epoch (tests interrupt the run there); `command`
-    (the CLI's arguments) is stored in the metadata. precision: "fp32", "bf16" or "fp16" (pick_precision;
-    `amp` is the older switch for it)."""
+    (the CLI's arguments) is stored in the metadata. download=True lets torchvision fetch the dataset.
+    precision: "fp32", "bf16" or "fp16" (pick_precision; `amp` is the older switch for it)."""
     out, device = Path(out), pick_device(device)
     if not distributed.is_main():  # under torchrun, rank 0 alone logs and writes
         log, progress = (lambda *args: None), False
@@ -199,7 +200,7 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
         raise ValueError("the CQ stage needs at least one epoch: it is the network that converts.")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}.")
-    train_set = data.load(dataset, "train", root=root, limit=limit, augment=augment)
+    train_set = data.load(dataset, "train", root=root, download=download, limit=limit, augment=augment)
     test_set = data.load(dataset, "test", root=root, limit=test_limit)
     config = {"model": model_name, "dataset": dataset, "levels": levels, "mode": mode, "epochs": list(plan.values()),
               "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay, "seed": seed, "limit": limit,
@@ -349,7 +350,7 @@ def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_x=None, 
 def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_bits=(), readout=True,
              dataset=None, limit=None, layer_images=1000, batch_size=250, results=None, record=False, root=None,
              device=None, progress=True, log=print, command=None, baseline=None, percentiles=(99.9,),
-             calibration=1000, figure=None, float_weights=True):
+             calibration=1000, figure=None, float_weights=True, download=False):
     """Rows comparing CNN, CQ-CNN and the SNN at each T (float weights, then each n in weight_bits), printed
     and appended to `results` (.csv, or a markdown table otherwise). record=True writes the SNN
     accuracies into the checkpoint's metadata. Returns the rows. float_weights=False skips the
@@ -357,10 +358,17 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
 
     baseline: a plain ReLU checkpoint to convert naively as well (cqlearn.baseline.normalise, scales
     from each of `percentiles` of the activations on `calibration` training images; 100 is the max), a
-    row per T and percentile. figure: a .png (or .svg, .pdf) path for accuracy against T, float weights."""
+    row per T and percentile. figure: a .png (or .svg, .pdf) path for accuracy against T, float weights.
+
+    The CNN column is the plain network's accuracy on the same images: measured when `baseline` is
+    given, else taken from the checkpoint's metadata only if it was measured on the same test images
+    (same dataset and limit), else left empty."""
     precisions = ((None,) if float_weights else ()) + tuple(weight_bits)
     if not precisions:
         raise ValueError("nothing to measure: float_weights=False (--no-float) needs weight_bits (--weight-bits).")
+    if figure is not None and Path(figure).suffix.lower() not in FIGURE_FORMATS:
+        raise ValueError(f"cannot draw the figure into {figure}: choose a file name ending in "
+                         f"{', '.join(FIGURE_FORMATS)}.")
     device = pick_device(device)
     if not distributed.is_main():  # under torchrun, rank 0 alone logs and writes
         log, progress, results, record, figure = (lambda *args: None), False, None, False, None
@@ -369,7 +377,7 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
     dataset = dataset or meta.get("dataset")
     if dataset is None:
         raise ValueError(f"{checkpoint} does not say which dataset it was trained on; pass --dataset.")
-    test_set = data.load(dataset, "test", root=root, limit=limit)
+    test_set = data.load(dataset, "test", root=root, download=download, limit=limit)
     shard = distributed.shard(test_set, batch_size)  # whole batches; the test set itself for one process
     if math.ceil(len(test_set) / batch_size) < distributed.world_size():
         raise ValueError(f"{len(test_set)} test images make fewer batches of {batch_size} than there are "
@@ -380,14 +388,19 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
     levels = next((m.levels for m in model.modules() if hasattr(m, "levels")), meta.get("levels"))
     base = {"date": datetime.date.today().isoformat(), "dataset": dataset, "network": "CQ",
             "model": (getattr(model, "arch", None) or {}).get("name", "?"), "levels": levels,
-            "images": len(test_set), "cnn": meta.get("plain_accuracy"), "cq_cnn": cq_accuracy,
+            "images": len(test_set), "cnn": None, "cq_cnn": cq_accuracy,
             "machine": machine(), "command": command_line(command), "checkpoint": str(checkpoint)}
     if baseline:
         from . import baseline as naive
         plain = load(baseline).to(device)
         plain_predictions = predictions(plain, shard, batch_size, device)
-        plain_accuracy = distributed.fraction(plain_predictions == shard.labels)
+        base["cnn"] = plain_accuracy = distributed.fraction(plain_predictions == shard.labels)
         images = data.load(dataset, "train", root=root, limit=calibration).images.to(device)
+    elif (dataset, limit) == (meta.get("dataset"), meta.get("test_images")):  # the images it was measured on
+        base["cnn"] = meta.get("plain_accuracy")
+    else:
+        log(f"CNN accuracy left out: the checkpoint's was measured on other test images than these "
+            f"{len(test_set)}; pass --baseline PLAIN_CHECKPOINT to measure it on them.")
     rows = []
 
     def add(row, start):  # each row goes to the file as soon as it is measured
@@ -427,6 +440,9 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
     return rows
 
 
+FIGURE_FORMATS = (".png", ".svg", ".pdf")
+
+
 def baseline_name(percentile):
     return "ReLU baseline (max)" if percentile == 100 else f"ReLU baseline (p{percentile:g})"
 
@@ -450,8 +466,8 @@ def save_figure(rows, path):
                           title=f"{first['dataset']}, {first['model']}: SNN accuracy against T "
                                 f"({first['images']} test images)")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_write(path) as f:
+        fig.savefig(f, format=Path(path).suffix[1:], dpi=120)
     plt.close(fig)
 
 
@@ -468,25 +484,29 @@ def format_row(row):
 
 
 def append_results(rows, path):
-    """Append rows to a .csv (with a header when new) or a markdown table (header when new)."""
+    """Append rows to a .csv (with a header when new) or a markdown table (header when new). The file is
+    rewritten whole and atomically under a lock, so evaluations run side by side lose no row."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists() or path.stat().st_size == 0
-    if path.suffix == ".csv":
-        with path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerows(rows)
-        return
+    with locked(path):
+        text = path.open(newline="").read() if path.exists() else ""  # csv rows end in \r\n: keep them
+        with atomic_write(path, "w", newline="") as f:
+            f.write(text)
+            if path.suffix == ".csv":
+                writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+                if not text:
+                    writer.writeheader()
+                writer.writerows(rows)
+            else:
+                if not text:
+                    f.write("| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n")
+                f.writelines(markdown_row(row) for row in rows)
+
+
+def markdown_row(row):
     percent = {"cnn", "cq_cnn", "snn", "agreement"}
-    with path.open("a") as f:
-        if new:
-            f.write("| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n")
-        for row in rows:
-            cells = [_pct(row.get(c)) if c in percent else _pct(row[c], True) if c == "snn_minus_converted"
-                     else str(row.get(c, "-")) for c in COLUMNS]
-            f.write("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |\n")
+    cells = [_pct(row.get(c)) if c in percent else _pct(row[c], True) if c == "snn_minus_converted"
+             else str(row.get(c, "-")) for c in COLUMNS]
+    return "| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |\n"
 
 
 def record_in_checkpoint(path, model, meta, rows):
@@ -495,7 +515,11 @@ def record_in_checkpoint(path, model, meta, rows):
     number of test images in snn_images / weight_bits_images. The metadata is read again just before
     saving, so that evaluations run side by side add to it; a value measured on fewer images never
     replaces one measured on more."""
-    meta = {**meta, **read(path)["meta"]}
+    with locked(path):
+        _record(path, model, {**meta, **read(path)["meta"]}, rows)
+
+
+def _record(path, model, meta, rows):
     for row in rows:
         float_weights = row["weights"] == "float32"
         values = meta.setdefault("snn_accuracy" if float_weights else "weight_bits_accuracy", {})

@@ -15,7 +15,7 @@ def compare(name, timesteps, batch=16, encoding="spikes", repeats=5, spikingjell
     model, x, source = nets.network(name, batch)
     snn = cq.convert(model, timesteps, encoding)
     dense = nets.dense_limit(model, snn, x)
-    window = snn.plan(x)[1]
+    window = cq.memory.plan(snn, x).window
     baselines = {**dense, "synapses": nets.synapse_floor(snn, x, window),
                  "per-step loop": nets.per_step_loop(snn, x)}
     why_not = None

@@ -12,6 +12,7 @@ shards of the test set; one process runs exactly as without it.
 agreement, per-layer exact spike counts) with float or n-bit weights, prints the rows and appends them
 to a results file (.csv or .md).
 """
+import copy
 import csv
 import datetime
 import inspect
@@ -327,18 +328,21 @@ def predictions(model, dataset, batch_size=250, device=None):
     return torch.cat([model(x).argmax(1).cpu() for x, _ in batches(dataset, batch_size, device=device)])
 
 
-def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_x=None, progress=False, desc="SNN"):
+def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_x=None, progress=False, desc="SNN",
+            predicted=None):
     """SNN accuracy, agreement with the CQ-CNN's predictions and per-layer exact spike counts (on the
-    images `layer_x`, via analysis.layer_agreement), in one dict. Under torchrun, test_set and
-    cq_predictions are this process's shard and the fractions are over all processes."""
+    images `layer_x`, via analysis.layer_agreement), in one dict. `predicted`: the SNN's predictions when
+    already known (analysis.predict_every_timestep). Under torchrun, test_set and cq_predictions are this
+    process's shard and the fractions are over all processes."""
     device = next(snn.parameters()).device
-    predicted = []
     cq_predictions = cq_predictions.cpu()
-    loader = batches(test_set, batch_size, device=device)
-    for x, _ in tqdm(loader, desc=desc, total=math.ceil(len(test_set) / batch_size), disable=not progress,
-                     leave=False, mininterval=10):
-        predicted.append(snn(x).argmax(1).cpu())
-    predicted = torch.cat(predicted)
+    if predicted is None:
+        predicted = []
+        loader = batches(test_set, batch_size, device=device)
+        for x, _ in tqdm(loader, desc=desc, total=math.ceil(len(test_set) / batch_size), disable=not progress,
+                         leave=False, mininterval=10):
+            predicted.append(snn(x).argmax(1).cpu())
+        predicted = torch.cat(predicted)
     row = {"snn": distributed.fraction(predicted == test_set.labels),
            "agreement": distributed.fraction(predicted == cq_predictions)}
     if layer_x is not None:
@@ -412,16 +416,21 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
             record_in_checkpoint(checkpoint, model, meta, [row])
 
     for encoding in encodings:
+        snn = convert(model, max(timesteps), encoding).to(device)  # one simulation per precision gives every T
+        nets = {bits: snn if bits is None else snn.with_weight_bits(bits, readout=readout) for bits in precisions}
+        predicted = {bits: analysis.predict_every_timestep(net, shard, timesteps, batch_size, progress,
+                                                           f"{encoding} T<={max(timesteps)} {bits or 32}-bit")
+                     for bits, net in nets.items()}
         for T in timesteps:
-            snn = convert(model, T, encoding).to(device)
-            for bits in precisions:
-                net = snn if bits is None else snn.with_weight_bits(bits, readout=readout)
+            for bits, net in nets.items():
                 start = time.perf_counter()
+                at_T = copy.copy(net)  # the same layers, read out after T steps
+                at_T.timesteps = T
                 row = {**base, "encoding": encoding, "timesteps": T,
                        "weights": "float32" if bits is None else f"{bits}-bit",
                        "readout": "float32" if bits is None or not readout else f"{bits}-bit",
-                       **snn_row(model, net, shard, cq_predictions, batch_size, layer_x, progress,
-                                 f"{encoding} T={T} {bits or 32}-bit")}
+                       **snn_row(model, at_T, shard, cq_predictions, batch_size, layer_x, progress,
+                                 predicted=predicted[bits][T])}
                 add({**row, "snn_minus_converted": row["snn"] - cq_accuracy}, start)
             for percentile in percentiles if baseline else ():
                 start = time.perf_counter()

@@ -176,10 +176,9 @@ def encodings_data(x, timesteps=32, seed=0):
     """One image under the three encodings (chapter 6): {encoding: (T, pixels) array}. "current" is the
     pixel value at every step (an analog input, no spikes); "spikes" and "poisson" are 0/1 trains."""
     x = x.reshape(1, -1).float()
-    generator = torch.Generator().manual_seed(seed)
     return {"current": x.expand(timesteps, -1).numpy(),
             "spikes": encode(x, timesteps, "spikes")[:, 0].float().numpy(),
-            "poisson": encode(x, timesteps, "poisson", generator)[:, 0].float().numpy()}
+            "poisson": encode(x, timesteps, "poisson", seed)[:, 0].float().numpy()}
 
 
 def encodings_figure(x, timesteps=32, seed=0):

@@ -139,7 +139,7 @@ def dispatch(args, argv):
         torch.set_num_threads(args.threads)
     from . import distributed
     if distributed.launched() and args.command == "demo":
-        parser.error("the demo runs in one process; start it without torchrun (`cqlearn demo`).")
+        raise ValueError("the demo runs in one process; start it without torchrun (`cqlearn demo`).")
     try:  # under torchrun: join the other processes (gloo on CPUs, nccl on GPUs)
         args.device = distributed.setup(getattr(args, "device", None))
         _run(args, argv)

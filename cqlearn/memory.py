@@ -72,7 +72,8 @@ def footprint(snn, x, shapes, keep, record=False, all_timesteps=False):
     return Footprint(input=x.shape[1:].numel(), layers=layers, first=first,
                      first_bytes=1 + itemsize + (POISSON_WORK if snn.encoding == "poisson" else 0),
                      kept_per_image=itemsize * (sum(layers) * (1 + signed) + (0 if current else first)),
-                     kept_per_step=itemsize * (kept + (classes if all_timesteps else 0)) + (sum(layers) if record else 0),
+                     kept_per_step=(itemsize * (kept + (classes if all_timesteps else 0))
+                                    + (sum(layers) if record else 0)),  # spikes: one byte each
                      itemsize=itemsize, device=x.device.type)
 
 

@@ -97,7 +97,8 @@ class SpikingNetwork(nn.Module):
                 current = layer.synapse(h)
                 if v[i] is None:
                     v[i] = torch.full_like(current, layer.v_init)
-                    counts[i], fired[i], spikes[i], membrane[i] = torch.zeros_like(current), torch.zeros_like(current), [], []
+                    counts[i], fired[i] = torch.zeros_like(current), torch.zeros_like(current)
+                    spikes[i], membrane[i] = [], []
                 s = layer.step(v[i], current, counts[i])
                 fired[i] += s != 0
                 if record:

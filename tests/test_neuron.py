@@ -50,7 +50,8 @@ def test_closed_form_window_matches_the_scan_with_any_current_and_threshold(sign
         v, count = torch.full_like(current, v_init), torch.zeros_like(current)
         spikes, membrane = constant_current_window(current, 0, 50, threshold, v_init, membrane=True)
         for s, potential in zip(spikes, membrane):
-            assert torch.equal(s.to(torch.int8), if_step(v, current, threshold, signed=signed, count=count).to(torch.int8))
+            step = if_step(v, current, threshold, signed=signed, count=count)
+            assert torch.equal(s.to(torch.int8), step.to(torch.int8))
             assert torch.allclose(potential, v, atol=1e-9)
         later, _ = constant_current_window(current, 20, 30, threshold, v_init)  # a window from step 21 on
         assert torch.equal(later, spikes[20:])

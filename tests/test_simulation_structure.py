@@ -195,4 +195,4 @@ def test_the_signed_neuron_does_the_same_synapse_work_and_a_handful_more_per_ste
         work[neuron] = ops.calls, flops(snn, x), synapse_images(snn, x)
     assert work["signed"][1:] == work["if"][1:]  # the same synapse calls on the same frames
     extra = work["signed"][0] - work["if"][0]
-    assert 0 < extra <= 16 * 6 * len(snn.layers)
+    assert 0 < extra <= 16 * 7 * len(snn.layers)  # a handful more per step and layer

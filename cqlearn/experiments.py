@@ -426,7 +426,7 @@ def save_figure(rows, path):
                                 f"({first['images']} test images)")
     fig.tight_layout()
     with atomic_write(path) as f:
-        fig.savefig(f, format=Path(path).suffix[1:], dpi=120)
+        fig.savefig(f, format=Path(path).suffix[1:].lower(), dpi=120)
     plt.close(fig)
 
 

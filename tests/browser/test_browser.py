@@ -4,7 +4,8 @@ Each case opens a notebook (a temporary copy; see conftest.py), runs all cells, 
 slider one step to the right, and checks that the watched part of the figure changed and that the
 browser console shows no errors. Screenshots go to tests/browser/screenshots/.
 
-Needs /usr/bin/chromium and playwright (.ci/install-browser.sh); skips without them.
+Needs /usr/bin/chromium and playwright (.ci/install-browser.sh); skips without them, except under CI=true,
+where a missing browser fails the run.
 Try it on any notebook with:  CQ_BROWSER_NOTEBOOK=/path/to/nb.ipynb pytest tests/browser
 """
 
@@ -18,14 +19,16 @@ from typing import NamedTuple
 
 import pytest
 
-from .conftest import CHROMIUM, book_dir
+from .conftest import CHROMIUM, book_dir, unavailable
 
 INSTALL = "run .ci/install-browser.sh"
-pytest.importorskip("playwright.sync_api", reason=f"playwright is not importable ({INSTALL})")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing ({INSTALL})"),
-]
+try:
+    import playwright.sync_api  # noqa: F401
+except ImportError:
+    unavailable(f"playwright is not importable ({INSTALL})")
+if not CHROMIUM.exists():
+    unavailable(f"{CHROMIUM} is missing ({INSTALL})")
+pytestmark = pytest.mark.browser
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 

@@ -70,3 +70,10 @@ def test_tuples_and_lists_compare_element_by_element():
         ex.check_function(lambda x: (x, [x * 2]), reference, [torch.ones(2)], "why")
     with pytest.raises(AssertionError):
         ex.check_function(lambda x: (x, [x * 2, 3.1]), reference, [torch.ones(2)], "why", atol=1e-3)
+
+
+def test_require_is_silent_when_it_holds_and_fails_like_check(capsys):
+    ex.require(True, "form")
+    assert capsys.readouterr().out == ""
+    with pytest.raises(AssertionError, match="^Not yet: give two numbers$"):
+        ex.require(False, "give two numbers")

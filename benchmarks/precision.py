@@ -87,7 +87,7 @@ def main(argv=None):
                 summary, seconds = accuracy(precision, seed, args)
                 lines.append(f"| {precision} | {seed} | {100 * summary['plain_accuracy']:.2f} % | "
                              f"{100 * summary['cq_accuracy']:.2f} % | {seconds:.0f} s |")
-            print(lines[-1], file=sys.stderr, flush=True)
+                print(lines[-1], file=sys.stderr, flush=True)
     print("\n".join(lines + [""]))
 
 

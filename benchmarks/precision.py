@@ -42,18 +42,18 @@ def step_seconds(name, precisions, batch, rounds):
     return times
 
 
-def accuracy(precision, args):
+def accuracy(precision, seed, args):
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         summary = experiments.train_run(out, "vgg_small", "cifar10", 16, args.epochs, "round", 0.05, args.batch,
-                                        limit=args.limit, test_limit=args.test_limit, root=args.root, device="cpu",
+                                        seed=seed, limit=args.limit, test_limit=args.test_limit, root=args.root, device="cpu",
                                         optimizer="sgd", precision=precision, progress=False, log=lambda *a: None)
         return summary, time.perf_counter() - start
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["vgg_small", "vgg_star"])
+    parser.add_argument("--models", nargs="*", default=["vgg_small", "vgg_star"], help="networks to time")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5, help="timed steps per model and precision")
     parser.add_argument("--accuracy", action="store_true", help="also train vgg_small on CIFAR-10 in each")
@@ -61,6 +61,7 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=4000)
     parser.add_argument("--test-limit", type=int, default=2000)
     parser.add_argument("--epochs", type=int, nargs="+", default=[3, 2], help="plain [clamp] cq epochs")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="a training run per seed and precision")
     args = parser.parse_args(argv)
     precisions = ["fp32", "bf16"]
     command = " ".join(["python benchmarks/precision.py", *(sys.argv[1:] if argv is None else argv)])
@@ -80,12 +81,13 @@ def main(argv=None):
         lines += ["", f"`vgg_small` on the first {args.limit} CIFAR-10 training images (crop + flip), epochs "
                   f"{' '.join(map(str, args.epochs))} (plain, CQ), SGD lr 0.05, batch {args.batch}, L = 16 round; "
                   f"first {args.test_limit} test images:", "",
-                  "| precision | plain CNN | CQ-CNN | training time |", "|---|---:|---:|---:|"]
-        for precision in precisions:
-            summary, seconds = accuracy(precision, args)
-            lines.append(f"| {precision} | {100 * summary['plain_accuracy']:.2f} % | {100 * summary['cq_accuracy']:.2f} % "
-                         f"| {seconds:.0f} s |")
-            print(lines[-1], file=sys.stderr, flush=True)
+                  "| precision | seed | plain CNN | CQ-CNN | training time |", "|---|---:|---:|---:|---:|"]
+        for seed in args.seeds:
+            for precision in precisions:
+                summary, seconds = accuracy(precision, seed, args)
+                lines.append(f"| {precision} | {seed} | {100 * summary['plain_accuracy']:.2f} % | "
+                             f"{100 * summary['cq_accuracy']:.2f} % | {seconds:.0f} s |")
+                print(lines[-1], file=sys.stderr, flush=True)
     print("\n".join(lines + [""]))
 
 

@@ -129,8 +129,9 @@ class SyncBatchNorm(nn.BatchNorm2d):
         sums = torch.cat([x.sum((0, 2, 3), dtype=torch.float64), x.square().sum((0, 2, 3), dtype=torch.float64),
                           count])
         sums = _AllReduce.apply(sums)
-        n = sums[-1]
-        mean, var = sums[:x.shape[1]] / n, sums[x.shape[1]:-1] / n - (sums[:x.shape[1]] / n) ** 2
+        n, channels = sums[-1], x.shape[1]
+        mean = sums[:channels] / n
+        var = sums[channels:-1] / n - mean ** 2  # sums in float64: no cancellation to fear
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
@@ -138,10 +139,10 @@ class SyncBatchNorm(nn.BatchNorm2d):
                 self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
                 self.running_var.lerp_((var * n / (n - 1)).to(self.running_var.dtype), momentum)
         shape = (1, -1, 1, 1)
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        y = (x.float() - mean.float().view(shape)) * torch.rsqrt(var.float().view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
-        return y.to(x.dtype)
+        return y.to(x.dtype)  # as BatchNorm2d under autocast: the input's precision
 
 
 class _AllReduce(torch.autograd.Function):

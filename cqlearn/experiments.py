@@ -71,8 +71,11 @@ def batches(dataset, batch_size=128, shuffle=False, seed=0, device="cpu", sample
         dataset._on_device = cache
     _, images, labels = cache
     n = len(labels)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
-    order = (torch.tensor(list(sampler), dtype=torch.long) if sampler is not None else order).to(device)
+    if sampler is not None:
+        order = torch.tensor(list(sampler), dtype=torch.long)
+    else:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
+    order = order.to(device)
     for i in range(0, len(order), batch_size):
         index = order[i:i + batch_size]
         x = images[index]

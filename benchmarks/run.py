@@ -172,6 +172,9 @@ def main(argv=None):
         "`python benchmarks/run.py --help`.",
     ]
     text = markdown(rows, header)
+    if args.out != "-" and os.path.exists(args.out):  # sections written by hand or by other scripts stay
+        kept = open(args.out).read().split("\n## ", 1)
+        text += "\n## " + kept[1] if len(kept) == 2 else ""
     if args.out == "-":
         print(text)
     else:

@@ -95,7 +95,8 @@ def _for_students(path):
 
 def student(out=BUILD / "student", source=BOOK):
     """Write the student edition of the chapters of `source` to `out`: solutions replaced by a stub that
-    raises "not answered yet", hidden tests removed, plus the book's pages. Returns `out`."""
+    raises "not answered yet", hidden tests removed, plus the book's pages but book/instructor.md (it
+    has worked answers). Returns `out`."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".course.") as course:
@@ -104,7 +105,11 @@ def student(out=BUILD / "student", source=BOOK):
             _for_students(path)
         for pattern in BESIDE:
             for page in Path(source).glob(pattern):
-                shutil.copy(page, release / page.name)
+                if page.name != "instructor.md":
+                    shutil.copy(page, release / page.name)
+        toc = release / "_toc.yml"
+        if toc.exists():   # the instructor's page stays with the instructor
+            toc.write_text("".join(line for line in toc.read_text().splitlines(True) if "file: instructor" not in line))
         _replace_folder(release, out)
     return out
 
@@ -160,6 +165,9 @@ def write_csv(rows, path=BUILD / "grades.csv"):
             writer.writeheader()
             writer.writerows({**row, "points": f"{row['points']:g}", "max_points": f"{row['max_points']:g}"}
                              for row in rows)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)   # mkstemp makes it private; a grades file is an ordinary file
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)

@@ -4,6 +4,7 @@ A check says right or wrong and why in general terms; it never prints the expect
 answer still missing gets a clear "not answered yet", never a confusing traceback.
 
     ex.answered(answer_1=answer_1)          # NotAnswered if answer_1 is None or ...
+    ex.require(len(answer_1) == 2, "give two numbers")     # silent when it holds
     ex.check(answer_1 in allowed, "a rate is a count divided by T")
     ex.check_function(my_clamp, reference, inputs, "values above 1 must come out as 1")
 """
@@ -22,10 +23,16 @@ def answered(**answers):
                               "(replace the `raise NotImplementedError` line), run it, then run this check.")
 
 
-def check(condition, why):
-    """Print "Right." when condition holds, else fail with `why` (a hint, never the answer)."""
+def require(condition, why):
+    """Fail with `why` (a hint, never the answer) unless condition holds; silent when it does, so that a
+    check cell can test the form of an answer first and end with one `check`."""
     if not condition:
         raise AssertionError(f"Not yet: {why}")
+
+
+def check(condition, why):
+    """Print "Right." when condition holds, else fail with `why` (a hint, never the answer)."""
+    require(condition, why)
     print("Right.")
 
 

@@ -141,7 +141,8 @@ def to_cq(model, levels=16, mode="floor"):
 
 
 def quantize_tensor(w, bits):
-    """Per-tensor max-abs scaling to [-1, 1] and rounding to steps of 2**(1 - bits). Chapter 8.
+    """Per-tensor max-abs scaling to [-1, 1] and rounding to the nearest step of 2**(1 - bits) (ties to
+    even, as torch.round). Chapter 8.
 
     Returns (q, scale) with w ~= q * scale. q / 2**(1 - bits) is a signed `bits`-bit integer in
     [-2**(bits-1), 2**(bits-1) - 1] (two's complement), so the largest positive weight loses one step.

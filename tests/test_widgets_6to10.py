@@ -180,12 +180,12 @@ def test_raster_explorer_plots_the_data_of_its_controls(live, cq16, few):
         assert np.array_equal(t["image"].z, d["picture"])
         assert np.array_equal(t["spikes"].x, d["raster_t"]) and np.array_equal(t["spikes"].y, d["raster_n"])
         # a marker is shorter than a row, so rows stay apart
-        assert t["spikes"].marker.size <= raster.RASTER_PX / max(d["shown"], 1)
+        assert t["spikes"].marker.size + 1 <= 0.8 * raster.RASTER_PX / max(d["shown"], 1)
         for k, (i, v) in enumerate(d["traces"].items()):
             line = t[f"neuron {k}"]
             assert line.visible and np.allclose(line.y, v) and line.name.startswith(f"neuron {i}:")
         assert t["threshold"].name == "threshold θ" and list(t["threshold"].y) == [d["threshold"]] * 2
-        assert list(box.figure.layout.xaxis2.range) == [0.5, values["timesteps"] + 0.5]
+        assert list(box.figure.layout.xaxis2.range) == list(box.figure.layout.xaxis3.range) == [0.5, values["timesteps"] + 0.5]
         assert box.figure.layout.title.text == d["title"]
     layout = box.figure.layout
     assert layout.yaxis.scaleanchor == "x", "the digit keeps square pixels"

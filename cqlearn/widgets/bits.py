@@ -79,8 +79,9 @@ def bits_figure():
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = go.FigureWidget(make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], subplot_titles=(
-        "weights in units of max |w|", "spike counts moved by rounding")))
+    fig = go.FigureWidget(make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.12,
+                                        subplot_titles=("weights in units of max |w|",
+                                                        "spike counts moved by rounding")))
     fig.add_histogram(name="full precision", meta="full", marker_color="#aaaaaa", xbins={"size": 0.01}, row=1, col=1)
     fig.add_bar(name="n-bit values", meta="n-bit", marker_color="#1f77b4", opacity=0.8, row=1, col=1)
     fig.add_scatter(name="count error", meta="count error", mode="lines+markers", line={"color": "#d62728"}, showlegend=False,
@@ -90,7 +91,7 @@ def bits_figure():
     fig.update_xaxes(title_text="w / max|w|", range=[-1.05, 1.05], row=1, col=1)
     fig.update_yaxes(title_text="number of weights", type="log", row=1, col=1)  # n-bit bars tower over bins
     fig.update_xaxes(title_text="spiking layer (depth)", dtick=1, row=1, col=2)
-    fig.update_yaxes(title_text="mean |Δ count| (spikes per neuron)", rangemode="tozero", row=1, col=2)
+    fig.update_yaxes(title_text="mean |Δ count| per neuron", title_standoff=4, rangemode="tozero", row=1, col=2)
     return fig
 
 

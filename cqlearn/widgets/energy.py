@@ -52,7 +52,7 @@ def energy_figure():
     fig.update_layout(height=420, margin={"t": 90, "l": 70, "r": 20, "b": 90}, barmode="group",
                       title={"x": 0.5, "font": {"size": 13}}, legend={"orientation": "h", "y": -0.35})
     fig.update_yaxes(title_text="operations", type="log", row=1, col=1)
-    fig.update_yaxes(title_text="fraction", range=[0, 1], row=1, col=2)
+    fig.update_yaxes(title_text="fraction", range=[0, 1.05], row=1, col=2)
     fig.update_xaxes(title_text="spiking layer", dtick=1, row=1, col=2)
     return fig
 

@@ -15,7 +15,7 @@ from . import static_mode
 from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
 
 MAX_NEURONS = 64  # neurons shown in a raster: a row per neuron must stay a few pixels tall
-RASTER_PX = 300  # height of the explorer's raster panel in pixels (sets the marker size)
+RASTER_PX = 270  # height of the explorer's raster panel in pixels, measured in JupyterLab (sets the marker size)
 
 
 def _image(dataset, image):
@@ -93,7 +93,7 @@ def raster_figure():
                         meta=f"neuron {k}", row=1, col=3)
     fig.add_scatter(mode="lines", name="threshold θ", meta="threshold", line={"color": "red", "dash": "dash"},
                     row=1, col=3)
-    fig.update_layout(height=RASTER_PX + 190, autosize=True, margin={"t": 90, "l": 20, "r": 20, "b": 100},
+    fig.update_layout(height=RASTER_PX + 220, autosize=True, margin={"t": 90, "l": 20, "r": 20, "b": 100},
                       title={"x": 0.5, "font": {"size": 13}}, legend={"orientation": "h", "y": -0.25, "x": 0.45})
     # The digit keeps its square pixels: one y unit is as long as one x unit.
     fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor="x", scaleratio=1, constrain="domain",
@@ -112,8 +112,8 @@ def redraw_raster(fig, model, dataset, image, layer, timesteps, encoding):
     trace(fig, "image").z = d["picture"] if d["picture"].ndim == 2 else d["picture"].mean(-1)
     dots = trace(fig, "spikes")
     dots.x, dots.y = d["raster_t"], d["raster_n"]
-    # a marker as tall as 70 % of a row, so that the rows stay apart (2 to 8 pixels)
-    dots.marker.size = max(2.0, min(8.0, 0.7 * RASTER_PX / max(d["shown"], 1)))
+    # a marker half as tall as a row (its outline adds a pixel), so that the rows stay apart
+    dots.marker.size = max(1.5, min(8.0, 0.5 * RASTER_PX / max(d["shown"], 1)))
     traced = list(d["traces"].items())
     for k in range(3):
         line = trace(fig, f"neuron {k}")
@@ -125,6 +125,7 @@ def redraw_raster(fig, model, dataset, image, layer, timesteps, encoding):
     level.x, level.y = [1, timesteps], [d["threshold"]] * 2
     fig.layout.title.text = d["title"]
     fig.update_xaxes(range=[0.5, timesteps + 0.5], row=1, col=2)
+    fig.update_xaxes(range=[0.5, timesteps + 0.5], row=1, col=3)
     fig.update_yaxes(range=[-0.5, max(d["shown"], 1) - 0.5], row=1, col=2)
 
 

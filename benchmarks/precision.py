@@ -45,9 +45,10 @@ def step_seconds(name, precisions, batch, rounds):
 def accuracy(precision, seed, args):
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        summary = experiments.train_run(out, "vgg_small", "cifar10", 16, args.epochs, "round", 0.05, args.batch,
-                                        seed=seed, limit=args.limit, test_limit=args.test_limit, root=args.root, device="cpu",
-                                        optimizer="sgd", precision=precision, progress=False, log=lambda *a: None)
+        config = experiments.TrainConfig("vgg_small", "cifar10", 16, "round", args.epochs, 0.05, args.batch,
+                                         seed=seed, limit=args.limit, test_limit=args.test_limit, optimizer="sgd")
+        summary = experiments.train_run(out, config, root=args.root, device="cpu", precision=precision,
+                                        progress=False, log=lambda *a: None)
         return summary, time.perf_counter() - start
 
 

@@ -152,14 +152,16 @@ def _run(args, argv):
         from .demo import run
         run(args.out, args.levels, args.seed, args.quick)
     elif args.command == "train":
-        from .experiments import train_run
+        from .experiments import TrainConfig, train_run
         kwargs = {k: v for k, v in (("width", args.width), ("dropout", args.dropout)) if v is not None}
         if "width" in kwargs and kwargs["width"] == int(kwargs["width"]) and args.model in ("mnist_cnn", "digits_cnn"):
             kwargs["width"] = int(kwargs["width"])
-        train_run(args.out, args.model, args.dataset, args.levels, args.epochs, args.mode, args.lr, args.batch_size,
-                  args.weight_decay, args.seed, args.limit, args.test_limit, args.augment, args.root, args.device,
-                  args.amp, args.resume, kwargs, progress=not args.no_progress, command=argv, optimizer=args.optimizer,
-                  init=args.init, download=args.download, precision=args.precision)
+        config = TrainConfig(args.model, args.dataset, args.levels, args.mode, args.epochs, args.lr, args.batch_size,
+                             args.weight_decay, args.seed, args.limit, args.test_limit, args.augment, kwargs,
+                             args.optimizer, args.init)
+        train_run(args.out, config, root=args.root, download=args.download, device=args.device, amp=args.amp,
+                  resume=args.resume, progress=not args.no_progress, command=argv,
+                  precision=args.precision)
     elif args.command == "eval":
         from .experiments import eval_run
         bits = WEIGHT_BITS if args.weight_bits == [] else args.weight_bits

@@ -18,6 +18,7 @@ import inspect
 import json
 import math
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -178,53 +179,65 @@ def _epoch(model, train_set, optimizer, schedule, scaler, batch_size, order, dev
     return total_loss / seen, correct / seen
 
 
-def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floor", lr=1e-3, batch_size=128,
-              weight_decay=5e-4, seed=0, limit=None, test_limit=None, augment=None, root=None, device=None,
-              amp=None, resume=False, model_kwargs=None, progress=True, on_epoch=None, log=print, command=None,
-              optimizer="adam", init=None, download=False, precision=None):
-    """The staged recipe with a checkpoint after every epoch in `out` (chapter 9). Returns a summary dict.
+@dataclass
+class TrainConfig:
+    """What a `cqlearn train` run is (its flags): equal configs give equal weights (on a CPU, bit for bit).
+    last.pt stores it, and --resume refuses to go on with another one."""
+    model: str
+    dataset: str
+    levels: int = 16
+    mode: str = "floor"
+    epochs: list = (10, 0, 5)  # plain, clamp, CQ stages: 1 to 3 numbers, as stage_epochs reads them
+    lr: float = 1e-3  # with a cosine decay to zero in each stage
+    batch_size: int = 128
+    weight_decay: float = 5e-4
+    seed: int = 0
+    limit: int | None = None  # only the first `limit` training images
+    test_limit: int | None = None
+    augment: bool | None = None  # random crop and flip; None: on for cifar10 only
+    model_kwargs: dict = field(default_factory=dict)  # e.g. width, dropout
+    optimizer: str = "adam"  # or "sgd" (Nesterov momentum 0.9)
+    init: str | None = None  # a checkpoint of the same model to start from, e.g. another run's plain.pt
+
+    def __post_init__(self):
+        self.epochs = list(stage_epochs(self.epochs))
+        if not self.epochs[2]:
+            raise ValueError("the CQ stage needs at least one epoch: it is the network that converts.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+        self.augment = self.dataset == "cifar10" if self.augment is None else self.augment
+        self.model_kwargs = dict(self.model_kwargs or {})
+        self.init = None if self.init is None else str(self.init)
+
+
+def train_run(out, config, root=None, download=False, device=None, amp=None, resume=False, progress=True,
+              on_epoch=None, log=print, command=None, precision=None):
+    """The staged recipe of `config` (a TrainConfig) with a checkpoint after every epoch in `out`
+    (chapter 9). Returns a summary dict.
 
     out/last.pt  the state after the last finished epoch (weights, optimizer, stage, epoch, history)
     out/plain.pt, out/clamp.pt  each stage's model when it ends, with its test accuracy
     out/{dataset}_{model}_cq{levels}.pt  the final CQ-CNN with its metadata (what `cqlearn eval` takes)
-    init: a checkpoint of the same model (say another run's plain.pt) to start from, so that one plain
-    network can be fine-tuned into CQ twins with other levels or modes (pass 0 plain epochs).
-    on_epoch(stage, epoch) is called after each saved epoch (tests interrupt the run there); `command`
-    (the CLI's arguments) is stored in the metadata. download=True lets torchvision fetch the dataset.
-    precision: "fp32", "bf16" or "fp16" (pick_precision; `amp` is the older switch for it)."""
-    out, device = Path(out), pick_device(device)
-    if not distributed.is_main():  # under torchrun, rank 0 alone logs and writes
+    config.init lets one plain network be fine-tuned into CQ twins with other levels or modes (0 plain
+    epochs). on_epoch(stage, epoch) is called after each saved epoch; `command` (the CLI's arguments) is
+    stored in the metadata; download=True lets torchvision fetch the dataset. precision: "fp32", "bf16" or
+    "fp16" (pick_precision; `amp` is the older switch for it). Under torchrun it trains with
+    DistributedDataParallel, and rank 0 alone logs and writes."""
+    out, device, c = Path(out), pick_device(device), config
+    if not distributed.is_main():
         log, progress = (lambda *args: None), False
     precision = pick_precision(device, precision, amp)
-    augment = dataset == "cifar10" if augment is None else augment
-    plan = dict(zip(STAGES, stage_epochs(epochs)))
-    if not plan["cq"]:
-        raise ValueError("the CQ stage needs at least one epoch: it is the network that converts.")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}.")
-    train_set = data.load(dataset, "train", root=root, download=download, limit=limit, augment=augment)
-    test_set = data.load(dataset, "test", root=root, limit=test_limit)
-    config = {"model": model_name, "dataset": dataset, "levels": levels, "mode": mode, "epochs": list(plan.values()),
-              "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay, "seed": seed, "limit": limit,
-              "test_limit": test_limit, "augment": augment, "model_kwargs": dict(model_kwargs or {}),
-              "optimizer": optimizer, "init": None if init is None else str(init)}
+    plan = dict(zip(STAGES, c.epochs))
+    train_set = data.load(c.dataset, "train", root=root, download=download, limit=c.limit, augment=c.augment)
+    test_set = data.load(c.dataset, "test", root=root, limit=c.test_limit)
     last = out / "last.pt"
-    state = None
-    if last.exists():
-        if not resume:
-            raise FileExistsError(f"{last} exists: pass --resume to go on from it, or choose another --out.")
-        state = read(last)["meta"]
-        if state["config"] != config:
-            changed = sorted(k for k in config if config[k] != state["config"].get(k))
-            raise ValueError(f"{last} was trained with other settings ({', '.join(changed)}); resume with the "
-                             "same flags or choose another --out.")
-        log(f"resuming {last}: stage {state['stage']}, {state['epoch']} epochs done")
-    torch.manual_seed(seed)  # the initial weights
-    model = build_model(model_name, train_set, levels, mode, **config["model_kwargs"])
-    if init is not None and state is None:
-        start = load(init).state_dict()
+    state = _state(last, c, resume, log)
+    torch.manual_seed(c.seed)  # the initial weights
+    model = build_model(c.model, train_set, c.levels, c.mode, **c.model_kwargs)
+    if c.init is not None and state is None:
+        start = load(c.init).state_dict()
         if {k: v.shape for k, v in start.items()} != {k: v.shape for k, v in model.state_dict().items()}:
-            raise ValueError(f"{init} holds another network than {model_name} with these options; pass the "
+            raise ValueError(f"{c.init} holds another network than {c.model} with these options; pass the "
                              "checkpoint of a run with the same --model, --width and --dropout.")
         model.load_state_dict(start)
     history = state["history"] if state else {s: [] for s in STAGES}
@@ -233,8 +246,8 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
     if state:
         model = load(last)  # the model of the stage it was in, activations included
         first = STAGES.index(state["stage"]) + (1 if state["finished"] else 0)
-    steps_per_epoch = distributed.steps(len(train_set), batch_size)
-    log(f"{model_name} on {dataset} ({len(train_set)} train, {len(test_set)} test images), {device}"
+    steps_per_epoch = distributed.steps(len(train_set), c.batch_size)
+    log(f"{c.model} on {c.dataset} ({len(train_set)} train, {len(test_set)} test images), {device}"
         f"{'' if precision == 'fp32' else ', ' + precision + ' autocast'}; epochs {plan}")
     for s, stage in enumerate(STAGES):
         if s < first or not plan[stage]:
@@ -243,18 +256,18 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
         # weights the stage before it ended with (also when that stage finished in an earlier process)
         partial = state if state is not None and not state["finished"] and stage == state["stage"] else None
         if partial is None:
-            model = _twin(model, stage, levels, mode)
+            model = _twin(model, stage, c.levels, c.mode)
         model.to(device, memory_format=torch.channels_last)  # faster convolutions on CPUs and GPUs
         net = distributed.wrap(model, device)  # DistributedDataParallel under torchrun, else the model
-        opt, schedule = _optimizer(model, lr, weight_decay, plan[stage] * steps_per_epoch, partial,
-                                   optimizer)
+        opt, schedule = _optimizer(model, c.lr, c.weight_decay, plan[stage] * steps_per_epoch, partial,
+                                   c.optimizer)
         scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         for epoch in range(partial["epoch"] if partial else 0, plan[stage]):
             start = time.perf_counter()
             # augmentation and dropout: the same after a resume, their own in each process under torchrun
-            torch.manual_seed(seed + 1000 * s + epoch + 10**6 * distributed.rank())
-            order = distributed.sampler(train_set, seed + 1000 * s, epoch)  # one process: randperm(seed + ...)
-            loss, train_acc = _epoch(net, train_set, opt, schedule, scaler, batch_size, order, device,
+            torch.manual_seed(c.seed + 1000 * s + epoch + 10**6 * distributed.rank())
+            order = distributed.sampler(train_set, c.seed + 1000 * s, epoch)  # one process: randperm(seed + ...)
+            loss, train_acc = _epoch(net, train_set, opt, schedule, scaler, c.batch_size, order, device,
                                      precision, progress, f"{stage} {epoch + 1}")
             finished = epoch + 1 == plan[stage]
             if finished:  # the saved layout, as `cqlearn eval` reads it: channels-last sums in another order,
@@ -264,32 +277,47 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
                                    "test_accuracy": test_acc, "seconds": time.perf_counter() - start})
             if finished:  # the stage's model first, so that last.pt never points past a missing file
                 results[stage] = test_acc
-                name = final_name(dataset, model_name, levels) if stage == "cq" else f"{stage}.pt"
+                name = final_name(c) if stage == "cq" else f"{stage}.pt"
                 if distributed.is_main():
-                    save(model, out / name, **_meta(config, stage, results, history, precision, command))
+                    save(model, out / name, **_meta(c, stage, results, history, precision, command))
             if distributed.is_main():
-                save(model, last, stage=stage, epoch=epoch + 1, finished=finished, config=config, history=history,
+                save(model, last, stage=stage, epoch=epoch + 1, finished=finished, config=asdict(c), history=history,
                      results=results, optimizer=opt.state_dict(), schedule=schedule.state_dict())
             log(f"{stage} epoch {epoch + 1}/{plan[stage]}: loss {loss:.4f}, train {100 * train_acc:.2f} %, "
                 f"test {100 * test_acc:.2f} % ({time.perf_counter() - start:.0f} s)")
             if on_epoch is not None:
                 on_epoch(stage, epoch + 1)
     summary = {"plain_accuracy": results.get("plain"), "clamp_accuracy": results.get("clamp"),
-               "cq_accuracy": results["cq"], "checkpoint": str(out / final_name(dataset, model_name, levels))}
+               "cq_accuracy": results["cq"], "checkpoint": str(out / final_name(c))}
     log("done: " + json.dumps(summary))
     return summary
 
 
-def final_name(dataset, model_name, levels):
-    return f"{dataset}_{model_name}_cq{levels}.pt"
+def _state(last, config, resume, log):
+    """The metadata of last.pt to resume from, None for a new run; refuses to overwrite or to mix settings."""
+    if not last.exists():
+        return None
+    if not resume:
+        raise FileExistsError(f"{last} exists: pass --resume to go on from it, or choose another --out.")
+    state, config = read(last)["meta"], asdict(config)
+    if state["config"] != config:
+        changed = sorted(k for k in config if config[k] != state["config"].get(k))
+        raise ValueError(f"{last} was trained with other settings ({', '.join(changed)}); resume with the "
+                         "same flags or choose another --out.")
+    log(f"resuming {last}: stage {state['stage']}, {state['epoch']} epochs done")
+    return state
+
+
+def final_name(config):
+    return f"{config.dataset}_{config.model}_cq{config.levels}.pt"
 
 
 def _meta(config, stage, results, history, precision, command):
-    return {"dataset": config["dataset"], "model_name": config["model"], "stage": stage, "levels": config["levels"],
-            "mode": config["mode"], "timesteps": config["levels"], "encoding": "spikes",
+    return {"dataset": config.dataset, "model_name": config.model, "stage": stage, "levels": config.levels,
+            "mode": config.mode, "timesteps": config.levels, "encoding": "spikes",
             "accuracy": results[stage], "plain_accuracy": results.get("plain"),
-            "clamp_accuracy": results.get("clamp"), "epochs": config["epochs"], "seed": config["seed"],
-            "train_images": config["limit"], "test_images": config["test_limit"], "augment": config["augment"],
+            "clamp_accuracy": results.get("clamp"), "epochs": config.epochs, "seed": config.seed,
+            "train_images": config.limit, "test_images": config.test_limit, "augment": config.augment,
             "history": history, "trained_on": machine() + ("" if precision == "fp32" else f" ({precision} autocast)")
             + (f", {distributed.world_size()} processes (torchrun)" if distributed.world_size() > 1 else ""),
             "date": datetime.date.today().isoformat(), "command": command_line(command)}

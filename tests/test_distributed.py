@@ -38,8 +38,9 @@ def stop(stage, epoch):
 
 distributed.setup("cpu")
 try:
-    experiments.train_run(sys.argv[1], "digits_cnn", "digits", epochs=(1, 0, 2), batch_size=64, limit=64,
-                          test_limit=100, model_kwargs={"width": 4, "dropout": 0.0}, progress=False, on_epoch=stop)
+    config = experiments.TrainConfig("digits_cnn", "digits", epochs=(1, 0, 2), batch_size=64, limit=64,
+                                     test_limit=100, model_kwargs={"width": 4, "dropout": 0.0})
+    experiments.train_run(sys.argv[1], config, progress=False, on_epoch=stop)
 except Interrupt:
     print("interrupted after cq epoch 1")
 finally:
@@ -58,9 +59,9 @@ def torchrun(*arguments, cwd):
 
 
 def single(out):
-    return experiments.train_run(out, "digits_cnn", "digits", epochs=(1, 0, 2), batch_size=64, limit=64,
-                                 test_limit=100, model_kwargs={"width": 4, "dropout": 0.0}, device="cpu",
-                                 progress=False, log=lambda *a: None)
+    config = experiments.TrainConfig("digits_cnn", "digits", epochs=(1, 0, 2), batch_size=64, limit=64,
+                                     test_limit=100, model_kwargs={"width": 4, "dropout": 0.0})
+    return experiments.train_run(out, config, device="cpu", progress=False, log=lambda *a: None)
 
 
 @pytest.fixture(scope="module")

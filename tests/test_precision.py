@@ -27,9 +27,10 @@ def test_the_precision_follows_the_device_and_the_older_amp_switch():
 
 
 def train(out, precision):
-    return experiments.train_run(out, "digits_cnn", "digits", epochs=(1, 0, 1), batch_size=64, limit=512,
-                                 test_limit=200, model_kwargs={"width": 8}, device="cpu", progress=False,
-                                 log=lambda *a: None, precision=precision)
+    config = experiments.TrainConfig("digits_cnn", "digits", epochs=(1, 0, 1), batch_size=64, limit=512,
+                                     test_limit=200, model_kwargs={"width": 8})
+    return experiments.train_run(out, config, device="cpu", progress=False, log=lambda *a: None,
+                                 precision=precision)
 
 
 @pytest.fixture(scope="module")

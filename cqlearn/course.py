@@ -43,7 +43,9 @@ def _api(course):
     except ImportError:
         raise SystemExit("the course tools need nbgrader: pip install -e '.[dev]' (or pip install nbgrader)") from None
     # nbgrader runs the `alembic` command to set up its database: find it next to this Python
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    scripts = str(Path(sys.executable).parent)
+    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
     config = Config()
     config.CourseDirectory.root = str(course)
     config.CourseDirectory.course_id = "cqlearn"

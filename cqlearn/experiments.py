@@ -12,13 +12,11 @@ shards of the test set; one process runs exactly as without it.
 agreement, per-layer exact spike counts) with float or n-bit weights, prints the rows and appends them
 to a results file (.csv or .md).
 """
-import csv
+import copy
 import datetime
 import inspect
 import json
 import math
-import platform
-import shlex
 import time
 from pathlib import Path
 
@@ -30,6 +28,8 @@ from . import analysis, data, distributed, models
 from .checkpoints import load, read, save
 from .convert import convert
 from .quant import to_clamp, to_cq
+from .results import (FIGURE_FORMATS, append_results, baseline_name, command_line, format_row, machine,
+                      record_in_checkpoint, save_figure)
 
 STAGES = ("plain", "clamp", "cq")
 
@@ -181,7 +181,7 @@ def _epoch(model, train_set, optimizer, schedule, scaler, batch_size, order, dev
 def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floor", lr=1e-3, batch_size=128,
               weight_decay=5e-4, seed=0, limit=None, test_limit=None, augment=None, root=None, device=None,
               amp=None, resume=False, model_kwargs=None, progress=True, on_epoch=None, log=print, command=None,
-              optimizer="adam", init=None, precision=None):
+              optimizer="adam", init=None, download=False, precision=None):
     """The staged recipe with a checkpoint after every epoch in `out` (chapter 9). Returns a summary dict.
 
     out/last.pt  the state after the last finished epoch (weights, optimizer, stage, epoch, history)
@@ -190,8 +190,8 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
     init: a checkpoint of the same model (say another run's plain.pt) to start from, so that one plain
     network can be fine-tuned into CQ twins with other levels or modes (pass 0 plain epochs).
     on_epoch(stage, epoch) is called after each saved epoch (tests interrupt the run there); `command`
-    (the CLI's arguments) is stored in the metadata. precision: "fp32", "bf16" or "fp16" (pick_precision;
-    `amp` is the older switch for it)."""
+    (the CLI's arguments) is stored in the metadata. download=True lets torchvision fetch the dataset.
+    precision: "fp32", "bf16" or "fp16" (pick_precision; `amp` is the older switch for it)."""
     out, device = Path(out), pick_device(device)
     if not distributed.is_main():  # under torchrun, rank 0 alone logs and writes
         log, progress = (lambda *args: None), False
@@ -202,7 +202,7 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
         raise ValueError("the CQ stage needs at least one epoch: it is the network that converts.")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}.")
-    train_set = data.load(dataset, "train", root=root, limit=limit, augment=augment)
+    train_set = data.load(dataset, "train", root=root, download=download, limit=limit, augment=augment)
     test_set = data.load(dataset, "test", root=root, limit=test_limit)
     config = {"model": model_name, "dataset": dataset, "levels": levels, "mode": mode, "epochs": list(plan.values()),
               "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay, "seed": seed, "limit": limit,
@@ -239,7 +239,9 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
     for s, stage in enumerate(STAGES):
         if s < first or not plan[stage]:
             continue
-        partial = state if state is not None and s == first else None
+        # a stage interrupted part-way goes on from its own state; any other stage starts afresh from the
+        # weights the stage before it ended with (also when that stage finished in an earlier process)
+        partial = state if state is not None and not state["finished"] and stage == state["stage"] else None
         if partial is None:
             model = _twin(model, stage, levels, mode)
         model.to(device, memory_format=torch.channels_last)  # faster convolutions on CPUs and GPUs
@@ -272,7 +274,6 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
                 f"test {100 * test_acc:.2f} % ({time.perf_counter() - start:.0f} s)")
             if on_epoch is not None:
                 on_epoch(stage, epoch + 1)
-        state = None
     summary = {"plain_accuracy": results.get("plain"), "clamp_accuracy": results.get("clamp"),
                "cq_accuracy": results["cq"], "checkpoint": str(out / final_name(dataset, model_name, levels))}
     log("done: " + json.dumps(summary))
@@ -281,24 +282,6 @@ def train_run(out, model_name, dataset, levels=16, epochs=(10, 0, 5), mode="floo
 
 def final_name(dataset, model_name, levels):
     return f"{dataset}_{model_name}_cq{levels}.pt"
-
-
-def machine():
-    """One line naming the hardware and software that produced a number."""
-    if torch.cuda.is_available():
-        hardware = torch.cuda.get_device_name()
-    else:
-        cpu = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
-                   platform.processor() or platform.machine())
-        hardware = f"{cpu}, {torch.get_num_threads()} thread(s)"
-    return f"{hardware}; torch {torch.__version__}, Python {platform.python_version()}"
-
-
-def _cpuinfo():
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
 
 
 def _meta(config, stage, results, history, precision, command):
@@ -312,15 +295,6 @@ def _meta(config, stage, results, history, precision, command):
             "date": datetime.date.today().isoformat(), "command": command_line(command)}
 
 
-def command_line(argv):
-    """The `cqlearn` command that is running, for the record (None when called from Python)."""
-    return None if argv is None else "cqlearn " + " ".join(shlex.quote(a) for a in argv)
-
-
-COLUMNS = ["date", "dataset", "model", "network", "levels", "encoding", "timesteps", "weights", "readout", "images",
-           "cnn", "cq_cnn", "snn", "snn_minus_converted", "agreement", "layer_exact", "machine", "command", "checkpoint"]
-
-
 @torch.no_grad()
 def predictions(model, dataset, batch_size=250, device=None):
     device = device or next(model.parameters()).device
@@ -328,18 +302,21 @@ def predictions(model, dataset, batch_size=250, device=None):
     return torch.cat([model(x).argmax(1).cpu() for x, _ in batches(dataset, batch_size, device=device)])
 
 
-def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_x=None, progress=False, desc="SNN"):
+def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_x=None, progress=False, desc="SNN",
+            predicted=None):
     """SNN accuracy, agreement with the CQ-CNN's predictions and per-layer exact spike counts (on the
-    images `layer_x`, via analysis.layer_agreement), in one dict. Under torchrun, test_set and
-    cq_predictions are this process's shard and the fractions are over all processes."""
+    images `layer_x`, via analysis.layer_agreement), in one dict. `predicted`: the SNN's predictions when
+    already known (analysis.predict_every_timestep). Under torchrun, test_set and cq_predictions are this
+    process's shard and the fractions are over all processes."""
     device = next(snn.parameters()).device
-    predicted = []
     cq_predictions = cq_predictions.cpu()
-    loader = batches(test_set, batch_size, device=device)
-    for x, _ in tqdm(loader, desc=desc, total=math.ceil(len(test_set) / batch_size), disable=not progress,
-                     leave=False, mininterval=10):
-        predicted.append(snn(x).argmax(1).cpu())
-    predicted = torch.cat(predicted)
+    if predicted is None:
+        predicted = []
+        loader = batches(test_set, batch_size, device=device)
+        for x, _ in tqdm(loader, desc=desc, total=math.ceil(len(test_set) / batch_size), disable=not progress,
+                         leave=False, mininterval=10):
+            predicted.append(snn(x).argmax(1).cpu())
+        predicted = torch.cat(predicted)
     row = {"snn": distributed.fraction(predicted == test_set.labels),
            "agreement": distributed.fraction(predicted == cq_predictions)}
     if layer_x is not None:
@@ -351,7 +328,7 @@ def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_x=None, 
 def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_bits=(), readout=True,
              dataset=None, limit=None, layer_images=1000, batch_size=250, results=None, record=False, root=None,
              device=None, progress=True, log=print, command=None, baseline=None, percentiles=(99.9,),
-             calibration=1000, figure=None, float_weights=True):
+             calibration=1000, figure=None, float_weights=True, download=False):
     """Rows comparing CNN, CQ-CNN and the SNN at each T (float weights, then each n in weight_bits), printed
     and appended to `results` (.csv, or a markdown table otherwise). record=True writes the SNN
     accuracies into the checkpoint's metadata. Returns the rows. float_weights=False skips the
@@ -359,10 +336,17 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
 
     baseline: a plain ReLU checkpoint to convert naively as well (cqlearn.baseline.normalise, scales
     from each of `percentiles` of the activations on `calibration` training images; 100 is the max), a
-    row per T and percentile. figure: a .png (or .svg, .pdf) path for accuracy against T, float weights."""
+    row per T and percentile. figure: a .png (or .svg, .pdf) path for accuracy against T, float weights.
+
+    The CNN column is the plain network's accuracy on the same images: measured when `baseline` is
+    given, else taken from the checkpoint's metadata only if it was measured on the same test images
+    (same dataset and limit), else left empty."""
     precisions = ((None,) if float_weights else ()) + tuple(weight_bits)
     if not precisions:
         raise ValueError("nothing to measure: float_weights=False (--no-float) needs weight_bits (--weight-bits).")
+    if figure is not None and Path(figure).suffix.lower() not in FIGURE_FORMATS:
+        raise ValueError(f"cannot draw the figure into {figure}: choose a file name ending in "
+                         f"{', '.join(FIGURE_FORMATS)}.")
     device = pick_device(device)
     if not distributed.is_main():  # under torchrun, rank 0 alone logs and writes
         log, progress, results, record, figure = (lambda *args: None), False, None, False, None
@@ -371,7 +355,7 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
     dataset = dataset or meta.get("dataset")
     if dataset is None:
         raise ValueError(f"{checkpoint} does not say which dataset it was trained on; pass --dataset.")
-    test_set = data.load(dataset, "test", root=root, limit=limit)
+    test_set = data.load(dataset, "test", root=root, download=download, limit=limit)
     shard = distributed.shard(test_set, batch_size)  # whole batches; the test set itself for one process
     if math.ceil(len(test_set) / batch_size) < distributed.world_size():
         raise ValueError(f"{len(test_set)} test images make fewer batches of {batch_size} than there are "
@@ -382,14 +366,19 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
     levels = next((m.levels for m in model.modules() if hasattr(m, "levels")), meta.get("levels"))
     base = {"date": datetime.date.today().isoformat(), "dataset": dataset, "network": "CQ",
             "model": (getattr(model, "arch", None) or {}).get("name", "?"), "levels": levels,
-            "images": len(test_set), "cnn": meta.get("plain_accuracy"), "cq_cnn": cq_accuracy,
+            "images": len(test_set), "cnn": None, "cq_cnn": cq_accuracy,
             "machine": machine(), "command": command_line(command), "checkpoint": str(checkpoint)}
     if baseline:
         from . import baseline as naive
         plain = load(baseline).to(device)
         plain_predictions = predictions(plain, shard, batch_size, device)
-        plain_accuracy = distributed.fraction(plain_predictions == shard.labels)
+        base["cnn"] = plain_accuracy = distributed.fraction(plain_predictions == shard.labels)
         images = data.load(dataset, "train", root=root, limit=calibration).images.to(device)
+    elif (dataset, limit) == (meta.get("dataset"), meta.get("test_images")):  # the images it was measured on
+        base["cnn"] = meta.get("plain_accuracy")
+    else:
+        log(f"CNN accuracy left out: the checkpoint's was measured on other test images than these "
+            f"{len(test_set)}; pass --baseline PLAIN_CHECKPOINT to measure it on them.")
     rows = []
 
     def add(row, start):  # each row goes to the file as soon as it is measured
@@ -401,16 +390,21 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
             record_in_checkpoint(checkpoint, model, meta, [row])
 
     for encoding in encodings:
+        snn = convert(model, max(timesteps), encoding).to(device)  # one simulation per precision gives every T
+        nets = {bits: snn if bits is None else snn.with_weight_bits(bits, readout=readout) for bits in precisions}
+        predicted = {bits: analysis.predict_every_timestep(net, shard, timesteps, batch_size, progress,
+                                                           f"{encoding} T<={max(timesteps)} {bits or 32}-bit")
+                     for bits, net in nets.items()}
         for T in timesteps:
-            snn = convert(model, T, encoding).to(device)
-            for bits in precisions:
-                net = snn if bits is None else snn.with_weight_bits(bits, readout=readout)
+            for bits, net in nets.items():
                 start = time.perf_counter()
+                at_T = copy.copy(net)  # the same layers, read out after T steps
+                at_T.timesteps = T
                 row = {**base, "encoding": encoding, "timesteps": T,
-                       "weights": "float32" if bits is None else f"{bits}-bit",
+                       "weights": "float32" if bits is None else f"{bits}-bit", "weight_bits": bits,
                        "readout": "float32" if bits is None or not readout else f"{bits}-bit",
-                       **snn_row(model, net, shard, cq_predictions, batch_size, layer_x, progress,
-                                 f"{encoding} T={T} {bits or 32}-bit")}
+                       **snn_row(model, at_T, shard, cq_predictions, batch_size, layer_x, progress,
+                                 predicted=predicted[bits][T])}
                 add({**row, "snn_minus_converted": row["snn"] - cq_accuracy}, start)
             for percentile in percentiles if baseline else ():
                 start = time.perf_counter()
@@ -427,88 +421,3 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
         save_figure(rows, figure)
         log(f"wrote {figure}")
     return rows
-
-
-def baseline_name(percentile):
-    return "ReLU baseline (max)" if percentile == 100 else f"ReLU baseline (p{percentile:g})"
-
-
-def save_figure(rows, path):
-    """Accuracy against T of every float-weight network in `rows` (CQ per encoding, each baseline), with
-    the CQ-CNN as a dashed line: the figure that shows what CQ training buys (chapter 7)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plots import accuracy_vs_timesteps
-    curves = {}
-    for row in rows:
-        if row["weights"] == "float32":
-            label = f"{row['network']} SNN, {row['encoding']}"
-            curves.setdefault(label, {})[row["timesteps"]] = row["snn"]
-    first = rows[0]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    accuracy_vs_timesteps(curves, first["cq_cnn"], ax=ax,
-                          title=f"{first['dataset']}, {first['model']}: SNN accuracy against T "
-                                f"({first['images']} test images)")
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _pct(value, signed=False):
-    return "-" if value is None else f"{100 * value:{'+' if signed else ''}.2f}"
-
-
-def format_row(row):
-    return (f"{row['dataset']} {row['model']} {row['network']} L={row['levels']} {row['encoding']} "
-            f"T={row['timesteps']} weights {row['weights']} (readout {row['readout']}), {row['images']} images: "
-            f"CNN {_pct(row['cnn'])} %, CQ-CNN {_pct(row['cq_cnn'])} %, SNN {_pct(row['snn'])} % "
-            f"({_pct(row['snn_minus_converted'], True)} points against the network converted), "
-            f"agreement {_pct(row['agreement'])} %, exact counts per layer {row.get('layer_exact', '-')} %")
-
-
-def append_results(rows, path):
-    """Append rows to a .csv (with a header when new) or a markdown table (header when new)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists() or path.stat().st_size == 0
-    if path.suffix == ".csv":
-        with path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerows(rows)
-        return
-    percent = {"cnn", "cq_cnn", "snn", "agreement"}
-    with path.open("a") as f:
-        if new:
-            f.write("| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n")
-        for row in rows:
-            cells = [_pct(row.get(c)) if c in percent else _pct(row[c], True) if c == "snn_minus_converted"
-                     else str(row.get(c, "-")) for c in COLUMNS]
-            f.write("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |\n")
-
-
-def record_in_checkpoint(path, model, meta, rows):
-    """Store the rows' SNN accuracies in the checkpoint's metadata (atomically, through cq.save):
-    snn_accuracy[encoding][T] for float weights, weight_bits_accuracy[encoding][T][bits], each with the
-    number of test images in snn_images / weight_bits_images. The metadata is read again just before
-    saving, so that evaluations run side by side add to it; a value measured on fewer images never
-    replaces one measured on more."""
-    meta = {**meta, **read(path)["meta"]}
-    for row in rows:
-        float_weights = row["weights"] == "float32"
-        values = meta.setdefault("snn_accuracy" if float_weights else "weight_bits_accuracy", {})
-        images = meta.setdefault("snn_images" if float_weights else "weight_bits_images", {})
-        key = row["timesteps"] if float_weights else (row["timesteps"], int(row["weights"][:-4]))
-        values, images = values.setdefault(row["encoding"], {}), images.setdefault(row["encoding"], {})
-        if not float_weights:
-            values, images = values.setdefault(key[0], {}), images.setdefault(key[0], {})
-            key = key[1]
-        if row["images"] >= images.get(key, 0):
-            values[key], images[key] = row["snn"], row["images"]
-        if not float_weights:
-            meta["weight_bits_readout"] = row["readout"] != "float32"
-    save(model, path, **meta)

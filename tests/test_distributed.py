@@ -124,8 +124,9 @@ def test_a_launch_without_torchrun_is_refused_with_the_fix(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ValueError, match="RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT are not set.*torchrun"):
         distributed.setup()
-    with pytest.raises(SystemExit):  # the demo is one process
+    with pytest.raises(SystemExit) as exit:  # the demo is one process: one clean error line, exit code 2
         main(["demo", "--quick"])
+    assert exit.value.code == 2
 
 
 def test_a_device_that_does_not_match_the_process_is_refused(monkeypatch):

@@ -10,7 +10,8 @@ in this order:
    or `root/FashionMNIST/raw/` (torchvision's layout); CIFAR-10's python batches in
    `root/cifar-10-batches-py/` (torchvision's layout);
 3. with download=True, torchvision downloads them into root;
-4. CIFAR-10's test split only: the checkout's `data/cifar10-test-1000.npz`, the first 1,000 images of
+4. CIFAR-10's test split only: the checkout's `data/cifar10-test-1000.npz` (installed with the package
+   as cqlearn/bundled/), the first 1,000 images of
    the (shuffled) test set shipped for chapter 9, with a warning that it is a subset.
 """
 import gzip
@@ -115,7 +116,10 @@ def _digits(split):
 
 
 CHECKOUT_DATA = Path(__file__).resolve().parents[1] / "data"
-CIFAR_SUBSET = CHECKOUT_DATA / "cifar10-test-1000.npz"  # shipped: chapter 9 runs without a download
+BUNDLED = Path(__file__).resolve().parent / "bundled"  # the files data/ ships, as installed from a wheel
+# shipped: chapter 9 runs without a download, from a checkout or an installed package
+CIFAR_SUBSET = next((folder / "cifar10-test-1000.npz" for folder in (CHECKOUT_DATA, BUNDLED)
+                     if (folder / "cifar10-test-1000.npz").is_file()), CHECKOUT_DATA / "cifar10-test-1000.npz")
 
 
 def data_roots(root=None):

@@ -1,6 +1,7 @@
 """cqlearn as an installed package, not a checkout: the wheel built from the tracked files, installed into
 a fresh virtual environment in a temporary folder, runs the demo and finds, loads and converts every
-shipped checkpoint (data/*.pt, installed as the package data cqlearn/pretrained/).
+shipped checkpoint (data/*.pt, installed as the package data cqlearn/bundled/), and chapter 9's CIFAR-10
+sample.
 
 The fresh environment borrows this environment's site-packages (torch, numpy, ...) through a .pth file
 instead of installing torch again; the wheel itself goes in with `pip install --no-deps --no-index`."""
@@ -18,13 +19,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 CHECK = """
-import json, sys
+import json, sys, warnings
 from pathlib import Path
 import torch
 import cqlearn as cq
 
 report = {"file": cq.__file__, "path": sys.path, "checkpoints": {}}
-for path in sorted((Path(cq.__file__).parent / "pretrained").glob("*.pt")):
+for path in sorted((Path(cq.__file__).parent / "bundled").glob("*.pt")):
     found = cq.shipped(path.name)
     model = cq.load(found)
     shape = (1, 8, 8) if model.meta["dataset"] == "digits" else cq.data.SHAPES[model.meta["dataset"]]
@@ -33,6 +34,10 @@ for path in sorted((Path(cq.__file__).parent / "pretrained").glob("*.pt")):
     if any(isinstance(m, cq.CQ) for m in model.modules()):
         entry["snn"] = list(cq.convert(model, timesteps=4)(x).shape)
     report["checkpoints"][path.name] = entry
+with warnings.catch_warnings(record=True) as notes:
+    warnings.simplefilter("always")
+    sample = cq.data.load("cifar10", "test")
+report["sample"] = [len(sample), str(cq.data.CIFAR_SUBSET), " ".join(str(n.message) for n in notes)]
 print(json.dumps(report))
 """
 
@@ -90,6 +95,8 @@ def test_the_installed_package_loads_and_converts_every_shipped_checkpoint(insta
         assert entry["cnn"] == [2, 10]
         converted += entry.get("snn") == [2, 10]
     assert converted == len(shipped) - 1  # all but the plain ReLU network, which does not convert
+    images, path, note = report["sample"]
+    assert images == 1000 and Path(path).resolve().is_relative_to(environment) and "shipped subset" in note
 
 
 def test_the_installed_command_runs_the_demo(installed):

@@ -77,6 +77,9 @@ def _eval_parser(commands):
     ev.add_argument("checkpoint", help="a CQ checkpoint written by `cqlearn train` or cq.save")
     ev.add_argument("--timesteps", type=positive, nargs="+", default=[16, 32, 64], metavar="T")
     ev.add_argument("--encoding", nargs="+", default=["spikes"], choices=["current", "spikes", "poisson"])
+    ev.add_argument("--neuron", nargs="+", default=["if"], choices=["if", "signed"],
+                    help="the paper's IF neuron, or the signed IF neuron that may send -1 spikes (chapter 11); "
+                    "a row each (default: if)")
     ev.add_argument("--weight-bits", type=whole_number(2), nargs="*", metavar="BITS",
                     help=f"also with n-bit weights, no retraining (e.g. {' '.join(map(str, WEIGHT_BITS))}); "
                     "no values: that whole list")
@@ -168,7 +171,8 @@ def _run(args, argv):
         eval_run(args.checkpoint, args.timesteps, args.encoding, bits or (), not args.float_readout, args.dataset,
                  args.limit, args.layer_images, args.batch_size, args.results, args.record, args.root, args.device,
                  progress=not args.no_progress, command=argv, baseline=args.baseline, percentiles=args.percentile,
-                 figure=args.figure, float_weights=not args.no_float, download=args.download)
+                 figure=args.figure, float_weights=not args.no_float, download=args.download,
+                 neurons=args.neuron)
 
 
 if __name__ == "__main__":

@@ -356,11 +356,12 @@ def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_x=None, 
 def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_bits=(), readout=True,
              dataset=None, limit=None, layer_images=1000, batch_size=250, results=None, record=False, root=None,
              device=None, progress=True, log=print, command=None, baseline=None, percentiles=(99.9,),
-             calibration=1000, figure=None, float_weights=True, download=False):
+             calibration=1000, figure=None, float_weights=True, download=False, neurons=("if",)):
     """Rows comparing CNN, CQ-CNN and the SNN at each T (float weights, then each n in weight_bits), printed
     and appended to `results` (.csv, or a markdown table otherwise). record=True writes the SNN
     accuracies into the checkpoint's metadata. Returns the rows. float_weights=False skips the
-    float-weight rows (when only the n-bit rows are still to be measured).
+    float-weight rows (when only the n-bit rows are still to be measured). neurons: "if" and/or "signed"
+    (cq.convert's neuron), a row each.
 
     baseline: a plain ReLU checkpoint to convert naively as well (cqlearn.baseline.normalise, scales
     from each of `percentiles` of the activations on `calibration` training images; 100 is the max), a
@@ -417,28 +418,28 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
         if record and row["network"] == "CQ":
             record_in_checkpoint(checkpoint, model, meta, [row])
 
-    for encoding in encodings:
-        snn = convert(model, max(timesteps), encoding).to(device)  # one simulation per precision gives every T
+    for neuron, encoding in [(n, e) for n in neurons for e in encodings]:
+        snn = convert(model, max(timesteps), encoding, neuron).to(device)  # one simulation per precision: every T
         nets = {bits: snn if bits is None else snn.with_weight_bits(bits, readout=readout) for bits in precisions}
         predicted = {bits: analysis.predict_every_timestep(net, shard, timesteps, batch_size, progress,
-                                                           f"{encoding} T<={max(timesteps)} {bits or 32}-bit")
+                                                           f"{neuron} {encoding} T<={max(timesteps)} {bits or 32}-bit")
                      for bits, net in nets.items()}
         for T in timesteps:
             for bits, net in nets.items():
                 start = time.perf_counter()
                 at_T = copy.copy(net)  # the same layers, read out after T steps
                 at_T.timesteps = T
-                row = {**base, "encoding": encoding, "timesteps": T,
+                row = {**base, "neuron": neuron, "encoding": encoding, "timesteps": T,
                        "weights": "float32" if bits is None else f"{bits}-bit", "weight_bits": bits,
                        "readout": "float32" if bits is None or not readout else f"{bits}-bit",
                        **snn_row(model, at_T, shard, cq_predictions, batch_size, layer_x, progress,
                                  predicted=predicted[bits][T])}
                 add({**row, "snn_minus_converted": row["snn"] - cq_accuracy}, start)
-            for percentile in percentiles if baseline else ():
+            for percentile in percentiles if baseline and neuron == neurons[0] else ():  # IF, once per encoding
                 start = time.perf_counter()
                 net = naive.normalise(plain, images, T, encoding, percentile).to(device)
                 row = {**base, "network": baseline_name(percentile), "levels": "-", "cq_cnn": None,
-                       "cnn": plain_accuracy, "checkpoint": str(baseline), "encoding": encoding, "timesteps": T,
+                       "cnn": plain_accuracy, "checkpoint": str(baseline), "neuron": "if", "encoding": encoding, "timesteps": T,
                        "weights": "float32", "readout": "float32",
                        **snn_row(plain, net, shard, plain_predictions, batch_size, None, progress,
                                  f"baseline T={T}")}

@@ -139,7 +139,7 @@ def test_slider_changes_figure(case, page, lab):
         handle.wait_for(state="attached")
         handle.scroll_into_view_if_needed()
         watched = page.locator(case.watch).first
-        watched.wait_for(state="attached")
+        watched.wait_for(state="attached", timeout=120_000)  # plotly renders slowly on a busy machine
         page.wait_for_function(
             "sel => { const e = document.querySelector(sel);"
             " return e && (e.tagName === 'IMG' ? e.src : e.textContent).trim() !== ''; }",

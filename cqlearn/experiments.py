@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from . import analysis, data, models
@@ -28,6 +27,7 @@ from .convert import convert
 from .quant import to_clamp, to_cq
 from .results import (FIGURE_FORMATS, append_results, baseline_name, command_line, format_row, machine,
                       record_in_checkpoint, save_figure)
+from .train import batches, evaluate, predict, train_epoch
 
 STAGES = ("plain", "clamp", "cq")
 
@@ -42,50 +42,6 @@ def stage_epochs(epochs):
     if not 1 <= len(epochs) <= 3 or min(epochs) < 0:
         raise ValueError(f"epochs takes 1 to 3 numbers >= 0 (plain [clamp] cq), got {epochs}.")
     return {1: lambda e: (e[0], 0, e[0]), 2: lambda e: (e[0], 0, e[1]), 3: tuple}[len(epochs)](epochs)
-
-
-def crop_flip(x, padding=4):
-    """The CIFAR-10 augmentation of data.random_crop_flip on a whole batch (B, C, H, W), on its device:
-    each image gets its own random crop of the zero-padded image and a flip half the time."""
-    B, C, H, W = x.shape
-    padded = nn.functional.pad(x, (padding,) * 4)
-    top = torch.randint(0, 2 * padding + 1, (B, 1), device=x.device)
-    left = torch.randint(0, 2 * padding + 1, (B, 1), device=x.device)
-    rows = top + torch.arange(H, device=x.device)
-    cols = left + torch.arange(W, device=x.device)
-    cols = torch.where(torch.rand(B, 1, device=x.device) < 0.5, cols.flip(1), cols)
-    b = torch.arange(B, device=x.device)[:, None, None, None]
-    c = torch.arange(C, device=x.device)[None, :, None, None]
-    return padded[b, c, rows[:, None, :, None], cols[:, None, None, :]]
-
-
-def batches(dataset, batch_size=128, shuffle=False, seed=0, device="cpu"):
-    """Batches (x, y) on `device` straight from an ImageDataset's tensors (moved to the device once);
-    shuffled with `seed`, augmented with crop_flip when dataset.augment is set."""
-    device = torch.device(device)
-    cache = getattr(dataset, "_on_device", None)
-    if cache is None or cache[0] != device:
-        cache = (device, dataset.images.to(device), dataset.labels.to(device))
-        dataset._on_device = cache
-    _, images, labels = cache
-    n = len(labels)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
-    order = order.to(device)
-    for i in range(0, n, batch_size):
-        index = order[i:i + batch_size]
-        x = images[index]
-        yield (crop_flip(x) if dataset.augment else x), labels[index]
-
-
-@torch.no_grad()
-def accuracy(model, dataset, batch_size=256, device=None):
-    """Accuracy in [0, 1] of a CNN or SpikingNetwork, with the data on the model's device."""
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    correct = sum((model(x).argmax(1) == y).sum().item() for x, y in batches(dataset, batch_size, device=device))
-    model.train(was_training)
-    return correct / len(dataset)
 
 
 def _builder_takes(name, argument):
@@ -127,28 +83,6 @@ def _optimizer(model, lr, weight_decay, steps, state=None, kind="adam"):
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
     return optimizer, schedule
-
-
-def _epoch(model, train_set, optimizer, schedule, scaler, batch_size, seed, device, amp, progress, desc):
-    model.train()
-    total_loss = correct = seen = 0
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    loader = batches(train_set, batch_size, shuffle=True, seed=seed, device=device)
-    for x, y in tqdm(loader, desc=desc, total=math.ceil(len(train_set) / batch_size), disable=not progress,
-                     leave=False, mininterval=10):
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-            logits = model(x)
-            loss = nn.functional.cross_entropy(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        schedule.step()
-        total_loss += loss.item() * len(y)
-        correct += (logits.argmax(1) == y).sum().item()
-        seen += len(y)
-    model.eval()
-    return total_loss / seen, correct / seen
 
 
 @dataclass
@@ -197,7 +131,7 @@ def train_run(out, config, root=None, download=False, device=None, amp=None, res
     amp = device.type == "cuda" if amp is None else amp
     plan = dict(zip(STAGES, c.epochs))
     train_set = data.load(c.dataset, "train", root=root, download=download, limit=c.limit, augment=c.augment)
-    test_set = data.load(c.dataset, "test", root=root, limit=c.test_limit)
+    train_set, test_set = train_set.to(device), data.load(c.dataset, "test", root=root, limit=c.test_limit)
     last = out / "last.pt"
     state = _state(last, c, resume, log)
     torch.manual_seed(c.seed)  # the initial weights
@@ -231,13 +165,16 @@ def train_run(out, config, root=None, download=False, device=None, amp=None, res
         scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
         for epoch in range(partial["epoch"] if partial else 0, plan[stage]):
             start = time.perf_counter()
-            torch.manual_seed(c.seed + 1000 * s + epoch)  # augmentation and dropout: the same after a resume
-            loss, train_acc = _epoch(model, train_set, opt, schedule, scaler, c.batch_size,
-                                     c.seed + 1000 * s + epoch, device, amp, progress, f"{stage} {epoch + 1}")
+            seed = c.seed + 1000 * s + epoch  # shuffling, augmentation and dropout: the same after a resume
+            torch.manual_seed(seed)
+            loader = tqdm(batches(train_set, c.batch_size, shuffle=True, seed=seed, device=device),
+                          desc=f"{stage} {epoch + 1}", total=steps_per_epoch, disable=not progress, leave=False,
+                          mininterval=10)
+            loss, train_acc = train_epoch(model, loader, opt, schedule, scaler if scaler.is_enabled() else None, amp)
             finished = epoch + 1 == plan[stage]
             if finished:  # the saved layout, as `cqlearn eval` reads it: channels-last sums in another order,
                 model.to(memory_format=torch.contiguous_format)  # which can move a value across a CQ level
-            test_acc = accuracy(model, test_set)
+            test_acc = evaluate(model, test_set)
             history[stage].append({"epoch": epoch + 1, "loss": loss, "train_accuracy": train_acc,
                                    "test_accuracy": test_acc, "seconds": time.perf_counter() - start})
             if finished:  # the stage's model first, so that last.pt never points past a missing file
@@ -285,24 +222,11 @@ def _meta(config, stage, results, history, amp, command):
             "date": datetime.date.today().isoformat(), "command": command_line(command)}
 
 
-@torch.no_grad()
-def predictions(model, dataset, batch_size=250, device=None):
-    device = device or next(model.parameters()).device
-    model.eval()
-    return torch.cat([model(x).argmax(1).cpu() for x, _ in batches(dataset, batch_size, device=device)])
-
-
 def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_images=1000, progress=False, desc="SNN"):
     """SNN accuracy, agreement with the CQ-CNN's predictions and per-layer exact spike counts (on the
     first `layer_images` images, via analysis.layer_agreement), in one dict."""
     device = next(snn.parameters()).device
-    predicted = []
-    cq_predictions = cq_predictions.cpu()
-    loader = batches(test_set, batch_size, device=device)
-    for x, _ in tqdm(loader, desc=desc, total=math.ceil(len(test_set) / batch_size), disable=not progress,
-                     leave=False, mininterval=10):
-        predicted.append(snn(x).argmax(1).cpu())
-    predicted = torch.cat(predicted)
+    predicted, cq_predictions = predict(snn, test_set, batch_size, device, progress, desc), cq_predictions.cpu()
     row = {"snn": (predicted == test_set.labels).float().mean().item(),
            "agreement": (predicted == cq_predictions).float().mean().item()}
     if layer_images:
@@ -341,7 +265,7 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
     if dataset is None:
         raise ValueError(f"{checkpoint} does not say which dataset it was trained on; pass --dataset.")
     test_set = data.load(dataset, "test", root=root, download=download, limit=limit)
-    cq_predictions = predictions(model, test_set, batch_size, device)
+    cq_predictions = predict(model, test_set, batch_size, device)
     cq_accuracy = (cq_predictions == test_set.labels).float().mean().item()
     levels = next((m.levels for m in model.modules() if hasattr(m, "levels")), meta.get("levels"))
     base = {"date": datetime.date.today().isoformat(), "dataset": dataset, "network": "CQ",
@@ -351,7 +275,7 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
     if baseline:
         from . import baseline as naive
         plain = load(baseline).to(device)
-        plain_predictions = predictions(plain, test_set, batch_size, device)
+        plain_predictions = predict(plain, test_set, batch_size, device)
         base["cnn"] = plain_accuracy = (plain_predictions == test_set.labels).float().mean().item()
         images = data.load(dataset, "train", root=root, limit=calibration).images.to(device)
     elif (dataset, limit) == (meta.get("dataset"), meta.get("test_images")):  # the images it was measured on

@@ -30,6 +30,38 @@ from .results import (FIGURE_FORMATS, append_results, baseline_name, command_lin
 from .train import batches, evaluate, predict, train_epoch
 
 STAGES = ("plain", "clamp", "cq")
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass
+class TrainConfig:
+    """What a `cqlearn train` run is (its flags): equal configs give equal weights (on a CPU, bit for bit).
+    last.pt stores it, and --resume refuses to go on with another one."""
+    model: str
+    dataset: str
+    levels: int = 16
+    mode: str = "floor"
+    epochs: list = (10, 0, 5)  # plain, clamp, CQ stages: 1 to 3 numbers, as stage_epochs reads them
+    lr: float = 1e-3  # with a cosine decay to zero in each stage
+    batch_size: int = 128
+    weight_decay: float = 5e-4
+    seed: int = 0
+    limit: int | None = None  # only the first `limit` training images
+    test_limit: int | None = None
+    augment: bool | None = None  # random crop and flip; None: on for cifar10 only
+    model_kwargs: dict = field(default_factory=dict)  # e.g. width, dropout
+    optimizer: str = "adam"  # or "sgd" (Nesterov momentum 0.9)
+    init: str | None = None  # a checkpoint of the same model to start from, e.g. another run's plain.pt
+
+    def __post_init__(self):
+        self.epochs = list(stage_epochs(self.epochs))
+        if not self.epochs[2]:
+            raise ValueError("the CQ stage needs at least one epoch: it is the network that converts.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+        self.augment = self.dataset == "cifar10" if self.augment is None else self.augment
+        self.model_kwargs = dict(self.model_kwargs or {})
+        self.init = None if self.init is None else str(self.init)
 
 
 def pick_device(device=None):
@@ -68,9 +100,6 @@ def _twin(model, stage, levels, mode):
     return model
 
 
-OPTIMIZERS = ("adam", "sgd")
-
-
 def _optimizer(model, lr, weight_decay, steps, state=None, kind="adam"):
     """Adam, or SGD with Nesterov momentum 0.9 (better on CIFAR-10), with a cosine decay to zero."""
     if kind == "sgd":
@@ -83,37 +112,6 @@ def _optimizer(model, lr, weight_decay, steps, state=None, kind="adam"):
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
     return optimizer, schedule
-
-
-@dataclass
-class TrainConfig:
-    """What a `cqlearn train` run is (its flags): equal configs give equal weights (on a CPU, bit for bit).
-    last.pt stores it, and --resume refuses to go on with another one."""
-    model: str
-    dataset: str
-    levels: int = 16
-    mode: str = "floor"
-    epochs: list = (10, 0, 5)  # plain, clamp, CQ stages: 1 to 3 numbers, as stage_epochs reads them
-    lr: float = 1e-3  # with a cosine decay to zero in each stage
-    batch_size: int = 128
-    weight_decay: float = 5e-4
-    seed: int = 0
-    limit: int | None = None  # only the first `limit` training images
-    test_limit: int | None = None
-    augment: bool | None = None  # random crop and flip; None: on for cifar10 only
-    model_kwargs: dict = field(default_factory=dict)  # e.g. width, dropout
-    optimizer: str = "adam"  # or "sgd" (Nesterov momentum 0.9)
-    init: str | None = None  # a checkpoint of the same model to start from, e.g. another run's plain.pt
-
-    def __post_init__(self):
-        self.epochs = list(stage_epochs(self.epochs))
-        if not self.epochs[2]:
-            raise ValueError("the CQ stage needs at least one epoch: it is the network that converts.")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
-        self.augment = self.dataset == "cifar10" if self.augment is None else self.augment
-        self.model_kwargs = dict(self.model_kwargs or {})
-        self.init = None if self.init is None else str(self.init)
 
 
 def train_run(out, config, root=None, download=False, device=None, amp=None, resume=False, progress=True,

@@ -6,7 +6,7 @@ training in each. Prints a markdown section for BENCHMARKS.md ("Training precisi
     python benchmarks/precision.py --accuracy --root data --limit 4000 --test-limit 2000 --epochs 3 2
 
 Not part of `make bench`: the accuracy part needs CIFAR-10 and takes minutes. The steps are those of
-`cqlearn train` (experiments._epoch on one batch); fp32 and bf16 alternate, so both see the same load.
+`cqlearn train` (train.train_epoch on one batch); fp32 and bf16 alternate, so both see the same load.
 """
 import argparse
 import os
@@ -18,7 +18,8 @@ import time
 import torch
 
 from cqlearn import data, experiments, models
-from cqlearn.experiments import machine
+from cqlearn.results import machine
+from cqlearn.train import batches, train_epoch
 
 
 def step_seconds(name, precisions, batch, rounds):
@@ -33,10 +34,8 @@ def step_seconds(name, precisions, batch, rounds):
     for r in range(rounds + 1):  # round 0 warms up
         for precision in precisions if r % 2 else precisions[::-1]:
             model, optimizer, schedule = nets[precision]
-            scaler = torch.amp.GradScaler("cpu", enabled=False)
             start = time.perf_counter()
-            experiments._epoch(model, images, optimizer, schedule, scaler, batch, experiments.distributed.sampler(
-                images, 0, r), torch.device("cpu"), precision, False, "")
+            train_epoch(model, batches(images, batch, shuffle=True, seed=r), optimizer, schedule, None, precision)
             if r:
                 times[precision].append(time.perf_counter() - start)
     return times

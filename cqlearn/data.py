@@ -46,8 +46,7 @@ CIFAR_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test
 class ImageDataset(Dataset):
     """Images (N, C, H, W) as float32 in [0, 1] and integer labels (N,), held in memory.
 
-    augment=True applies the CIFAR-10 training augmentation per item: a random crop of the image
-    padded by 4 pixels, and a horizontal flip half the time."""
+    augment=True applies the CIFAR-10 training augmentation (crop_flip) to each item."""
 
     def __init__(self, images, labels, classes, augment=False):
         self.images = images
@@ -61,21 +60,31 @@ class ImageDataset(Dataset):
     def __getitem__(self, i):
         image = self.images[i]
         if self.augment:
-            image = random_crop_flip(image)
+            image = crop_flip(image[None])[0]
         return image, self.labels[i]
 
     @property
     def shape(self):
         return tuple(self.images.shape[1:])
 
+    def to(self, device):
+        """The same dataset with its tensors on `device` (moved once, not per batch)."""
+        return ImageDataset(self.images.to(device), self.labels.to(device), self.classes, self.augment)
 
-def random_crop_flip(image, padding=4):
-    """A random crop of `image` zero-padded by `padding` pixels, flipped left-right half the time."""
-    _, h, w = image.shape
-    padded = torch.nn.functional.pad(image, (padding,) * 4)
-    top, left = torch.randint(0, 2 * padding + 1, (2,)).tolist()
-    image = padded[:, top:top + h, left:left + w]
-    return image.flip(-1) if torch.rand(()) < 0.5 else image
+
+def crop_flip(x, padding=4):
+    """The CIFAR-10 augmentation of a batch (B, C, H, W), on its device: each image gets its own random
+    crop of the image zero-padded by `padding` pixels, flipped left-right half the time."""
+    B, C, H, W = x.shape
+    padded = torch.nn.functional.pad(x, (padding,) * 4)
+    top = torch.randint(0, 2 * padding + 1, (B, 1), device=x.device)
+    left = torch.randint(0, 2 * padding + 1, (B, 1), device=x.device)
+    rows = top + torch.arange(H, device=x.device)
+    cols = left + torch.arange(W, device=x.device)
+    cols = torch.where(torch.rand(B, 1, device=x.device) < 0.5, cols.flip(1), cols)
+    b = torch.arange(B, device=x.device)[:, None, None, None]
+    c = torch.arange(C, device=x.device)[None, :, None, None]
+    return padded[b, c, rows[:, None, :, None], cols[:, None, None, :]]
 
 
 def from_uint8(x, y, classes, augment=False, shape=None):

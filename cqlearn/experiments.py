@@ -29,6 +29,7 @@ from . import analysis, data, distributed, models
 from .checkpoints import load, read, save
 from .convert import convert
 from .quant import to_clamp, to_cq
+from .train import PRECISIONS, batches, evaluate, predict, train_epoch
 from .results import (FIGURE_FORMATS, append_results, baseline_name, command_line, format_row, machine,
                       record_in_checkpoint, save_figure)
 
@@ -45,55 +46,6 @@ def stage_epochs(epochs):
     if not 1 <= len(epochs) <= 3 or min(epochs) < 0:
         raise ValueError(f"epochs takes 1 to 3 numbers >= 0 (plain [clamp] cq), got {epochs}.")
     return {1: lambda e: (e[0], 0, e[0]), 2: lambda e: (e[0], 0, e[1]), 3: tuple}[len(epochs)](epochs)
-
-
-def crop_flip(x, padding=4):
-    """The CIFAR-10 augmentation of data.random_crop_flip on a whole batch (B, C, H, W), on its device:
-    each image gets its own random crop of the zero-padded image and a flip half the time."""
-    B, C, H, W = x.shape
-    padded = nn.functional.pad(x, (padding,) * 4)
-    top = torch.randint(0, 2 * padding + 1, (B, 1), device=x.device)
-    left = torch.randint(0, 2 * padding + 1, (B, 1), device=x.device)
-    rows = top + torch.arange(H, device=x.device)
-    cols = left + torch.arange(W, device=x.device)
-    cols = torch.where(torch.rand(B, 1, device=x.device) < 0.5, cols.flip(1), cols)
-    b = torch.arange(B, device=x.device)[:, None, None, None]
-    c = torch.arange(C, device=x.device)[None, :, None, None]
-    return padded[b, c, rows[:, None, :, None], cols[:, None, None, :]]
-
-
-def batches(dataset, batch_size=128, shuffle=False, seed=0, device="cpu", sampler=None):
-    """Batches (x, y) on `device` straight from an ImageDataset's tensors (moved to the device once);
-    shuffled with `seed` (or in the order of `sampler`), augmented with crop_flip when dataset.augment is set."""
-    device = torch.device(device)
-    cache = getattr(dataset, "_on_device", None)
-    if cache is None or cache[0] != device:
-        cache = (device, dataset.images.to(device), dataset.labels.to(device))
-        dataset._on_device = cache
-    _, images, labels = cache
-    n = len(labels)
-    if sampler is not None:
-        order = torch.tensor(list(sampler), dtype=torch.long)
-    else:
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
-    order = order.to(device)
-    for i in range(0, len(order), batch_size):
-        index = order[i:i + batch_size]
-        x = images[index]
-        yield (crop_flip(x) if dataset.augment else x), labels[index]
-
-
-@torch.no_grad()
-def accuracy(model, dataset, batch_size=256, device=None):
-    """Accuracy in [0, 1] of a CNN or SpikingNetwork, with the data on the model's device (under torchrun,
-    each process counts its shard)."""
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    correct = sum((model(x).argmax(1) == y).sum().item()
-                  for x, y in batches(distributed.shard(dataset, batch_size), batch_size, device=device))
-    model.train(was_training)
-    return distributed.total(correct)[0] / len(dataset)
 
 
 def _builder_takes(name, argument):
@@ -137,9 +89,6 @@ def _optimizer(model, lr, weight_decay, steps, state=None, kind="adam"):
     return optimizer, schedule
 
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
 def pick_precision(device, precision=None, amp=None):
     """The training precision, "fp32", "bf16" or "fp16" (torch.autocast; the weights stay float32 and
     evaluation rounds the CQ staircase in float64). Default: fp16 on a GPU, fp32 on the CPU. amp=True,
@@ -155,28 +104,6 @@ def pick_precision(device, precision=None, amp=None):
         raise ValueError("fp16 training is for GPUs (it needs loss scaling, and CPUs compute bfloat16 faster); "
                          "pass --precision bf16 on the CPU.")
     return precision
-
-
-def _epoch(model, train_set, optimizer, schedule, scaler, batch_size, order, device, precision, progress, desc):
-    model.train()
-    total_loss = correct = seen = 0
-    loader = batches(train_set, distributed.local_batch(batch_size), device=device, sampler=order)
-    for x, y in tqdm(loader, desc=desc, total=distributed.steps(len(train_set), batch_size), disable=not progress,
-                     leave=False, mininterval=10):
-        with torch.autocast(device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32"):
-            logits = model(x)
-            loss = nn.functional.cross_entropy(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        schedule.step()
-        total_loss += loss.item() * len(y)
-        correct += (logits.argmax(1) == y).sum().item()
-        seen += len(y)
-    model.eval()
-    total_loss, correct, seen = distributed.total(total_loss, correct, seen)
-    return total_loss / seen, correct / seen
 
 
 @dataclass
@@ -267,12 +194,19 @@ def train_run(out, config, root=None, download=False, device=None, amp=None, res
             # augmentation and dropout: the same after a resume, their own in each process under torchrun
             torch.manual_seed(c.seed + 1000 * s + epoch + 10**6 * distributed.rank())
             order = distributed.sampler(train_set, c.seed + 1000 * s, epoch)  # one process: randperm(seed + ...)
-            loss, train_acc = _epoch(net, train_set, opt, schedule, scaler, c.batch_size, order, device,
-                                     precision, progress, f"{stage} {epoch + 1}")
+            loader = tqdm(batches(train_set, distributed.local_batch(c.batch_size), device=device, order=order),
+                          desc=f"{stage} {epoch + 1}", total=steps_per_epoch, disable=not progress, leave=False,
+                          mininterval=10)
+            loss, train_acc = train_epoch(net, loader, opt, schedule, scaler if scaler.is_enabled() else None,
+                                          precision)
+            if distributed.world_size() > 1:  # the mean over every process's images
+                images = len(order)
+                loss, correct, seen = distributed.total(loss * images, train_acc * images, images)
+                loss, train_acc = loss / seen, correct / seen
             finished = epoch + 1 == plan[stage]
             if finished:  # the saved layout, as `cqlearn eval` reads it: channels-last sums in another order,
                 model.to(memory_format=torch.contiguous_format)  # which can move a value across a CQ level
-            test_acc = accuracy(model, test_set)
+            test_acc = evaluate(model, test_set)
             history[stage].append({"epoch": epoch + 1, "loss": loss, "train_accuracy": train_acc,
                                    "test_accuracy": test_acc, "seconds": time.perf_counter() - start})
             if finished:  # the stage's model first, so that last.pt never points past a missing file
@@ -324,12 +258,6 @@ def _meta(config, stage, results, history, precision, command):
 
 
 @torch.no_grad()
-def predictions(model, dataset, batch_size=250, device=None):
-    device = device or next(model.parameters()).device
-    model.eval()
-    return torch.cat([model(x).argmax(1).cpu() for x, _ in batches(dataset, batch_size, device=device)])
-
-
 def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_x=None, progress=False, desc="SNN",
             predicted=None):
     """SNN accuracy, agreement with the CQ-CNN's predictions and per-layer exact spike counts (on the
@@ -390,7 +318,7 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
         raise ValueError(f"{len(test_set)} test images make fewer batches of {batch_size} than there are "
                          f"processes ({distributed.world_size()}); pass a smaller --batch-size.")
     layer_x = test_set.images[:layer_images] if layer_images and distributed.is_main() else None
-    cq_predictions = predictions(model, shard, batch_size, device)
+    cq_predictions = predict(model, shard, batch_size, device)
     cq_accuracy = distributed.fraction(cq_predictions == shard.labels)
     levels = next((m.levels for m in model.modules() if hasattr(m, "levels")), meta.get("levels"))
     base = {"date": datetime.date.today().isoformat(), "dataset": dataset, "network": "CQ",
@@ -400,7 +328,7 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
     if baseline:
         from . import baseline as naive
         plain = load(baseline).to(device)
-        plain_predictions = predictions(plain, shard, batch_size, device)
+        plain_predictions = predict(plain, shard, batch_size, device)
         base["cnn"] = plain_accuracy = distributed.fraction(plain_predictions == shard.labels)
         images = data.load(dataset, "train", root=root, limit=calibration).images.to(device)
     elif (dataset, limit) == (meta.get("dataset"), meta.get("test_images")):  # the images it was measured on

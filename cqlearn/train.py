@@ -1,4 +1,5 @@
-"""Training, evaluation and the staged CQ recipe (chapter 4).
+"""Training, evaluation and the staged CQ recipe (chapter 4): the one epoch loop (train_epoch), batching
+and prediction, used by the book's `train` and by `cqlearn train` (experiments.py) alike.
 
 The recipe trains the plain ReLU network first, then fine-tunes its clamp twin, then its CQ twin:
 each stage starts from the weights of the one before, so the network meets one constraint at a time.
@@ -9,6 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .data import crop_flip
 from .quant import to_clamp, to_cq
 
 
@@ -19,6 +21,53 @@ def seed_everything(seed):
 
 def default_device():
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def batches(dataset, batch_size=128, shuffle=False, seed=0, device="cpu", order=None):
+    """(x, y) batches of an ImageDataset on `device`, indexed straight from its tensors (faster than a
+    DataLoader, which collates image by image); shuffled with `seed`, or in the given `order` of image
+    indices (e.g. a DistributedSampler's share), augmented (data.crop_flip) when dataset.augment is set."""
+    images, labels = dataset.images.to(device), dataset.labels.to(device)
+    n = len(labels)
+    if order is not None:
+        order = torch.as_tensor(list(order), dtype=torch.long)
+    else:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
+    order = order.to(device)
+    for i in range(0, len(order), batch_size):
+        index = order[i:i + batch_size]
+        x = images[index]
+        yield (crop_flip(x) if dataset.augment else x), labels[index]
+
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def train_epoch(model, batches, optimizer, schedule=None, scaler=None, precision="fp32"):
+    """One pass over `batches` ((x, y) on the model's device): cross-entropy, backward, optimizer step,
+    schedule step. Returns the mean loss and the accuracy on those batches. precision: "fp32", or "bf16"
+    / "fp16" under torch.autocast (the weights stay float32), with the scaler's loss scaling when one is
+    given (fp16)."""
+    model.train()
+    total_loss = correct = seen = 0
+    for x, y in batches:
+        with torch.autocast(x.device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32"):
+            logits = model(x)
+            loss = nn.functional.cross_entropy(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        if schedule is not None:
+            schedule.step()
+        total_loss += loss.item() * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+    return total_loss / seen, correct / seen
 
 
 def train(model, train_set, test_set=None, epochs=10, lr=1e-3, batch_size=64, weight_decay=5e-4, seed=0,
@@ -34,21 +83,9 @@ def train(model, train_set, test_set=None, epochs=10, lr=1e-3, batch_size=64, we
     history = {"loss": [], "train_accuracy": [], "test_accuracy": []}
     bar = tqdm(range(epochs), desc=desc, disable=not progress)
     for _ in bar:
-        model.train()
-        total_loss = correct = seen = 0
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            logits = model(x)
-            loss = nn.functional.cross_entropy(logits, y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total_loss += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-        history["loss"].append(total_loss / seen)
-        history["train_accuracy"].append(correct / seen)
+        loss, accuracy = train_epoch(model, ((x.to(device), y.to(device)) for x, y in loader), optimizer, schedule)
+        history["loss"].append(loss)
+        history["train_accuracy"].append(accuracy)
         if test_set is not None:
             history["test_accuracy"].append(evaluate(model, test_set, device=device, progress=False))
         bar.set_postfix(loss=f"{history['loss'][-1]:.3f}",
@@ -58,22 +95,22 @@ def train(model, train_set, test_set=None, epochs=10, lr=1e-3, batch_size=64, we
 
 
 @torch.no_grad()
-def predict(model, dataset, batch_size=256, device=None, progress=False):
-    """Predicted labels (N,) of a CNN or a SpikingNetwork over a dataset."""
+def predict(model, dataset, batch_size=256, device=None, progress=False, desc="evaluate"):
+    """Predicted labels (N,), on the CPU, of a CNN or a SpikingNetwork over a dataset, in eval mode (the
+    model's mode is restored after)."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    predictions = []
-    for x, _ in tqdm(DataLoader(dataset, batch_size=batch_size), desc="evaluate", disable=not progress):
-        predictions.append(model(x.to(device)).argmax(1).cpu())
+    loader = tqdm(DataLoader(dataset, batch_size=batch_size), desc=desc, disable=not progress, leave=False)
+    predictions = [model(x.to(device)).argmax(1).cpu() for x, _ in loader]
     model.train(was_training)
     return torch.cat(predictions)
 
 
 def evaluate(model, dataset, batch_size=256, device=None, progress=False):
     """Accuracy in [0, 1] of a CNN or a SpikingNetwork on a dataset."""
-    labels = torch.as_tensor([y for _, y in dataset]) if not hasattr(dataset, "labels") else dataset.labels
-    return (predict(model, dataset, batch_size, device, progress) == labels).float().mean().item()
+    labels = dataset.labels.cpu() if hasattr(dataset, "labels") else torch.as_tensor([y for _, y in dataset])
+    return (predict(model, dataset, batch_size, device, progress) == labels).sum().item() / len(labels)
 
 
 def staged(model, train_set, test_set=None, levels=16, mode="floor", epochs=(10, 5, 5), seed=0, **options):

@@ -87,7 +87,7 @@ def test_only_rank_0_logs_and_writes(ddp_run):
     assert log.count("plain epoch 1/1") == 1 and log.count("cq epoch 2/2") == 1 and log.count("done:") == 1
     assert sorted(p.name for p in out.iterdir()) == ["digits_digits_cnn_cq16.pt", "last.pt", "plain.pt"]
     model = cq.load(out / "digits_digits_cnn_cq16.pt")
-    assert model.meta["accuracy"] == experiments.accuracy(model, cq.data.load("digits", "test", limit=100))
+    assert model.meta["accuracy"] == cq.evaluate(model, cq.data.load("digits", "test", limit=100))
 
 
 def test_an_interrupted_run_resumes_under_torchrun_to_the_same_weights(ddp_run, tmp_path):

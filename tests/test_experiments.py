@@ -14,6 +14,7 @@ import torch
 import cqlearn as cq
 from cqlearn import baseline, experiments
 from cqlearn.cli import main
+from cqlearn.train import batches
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -178,7 +179,7 @@ def test_stage_epochs():
 def test_batched_crop_flip_is_a_shifted_and_maybe_flipped_copy():
     torch.manual_seed(0)
     x = torch.rand(64, 3, 8, 8)
-    y = experiments.crop_flip(x, padding=2)
+    y = cq.data.crop_flip(x, padding=2)
     padded = torch.nn.functional.pad(x, (2,) * 4)
     flips = []
     for i in range(len(x)):
@@ -191,8 +192,8 @@ def test_batched_crop_flip_is_a_shifted_and_maybe_flipped_copy():
 
 def test_batches_cover_the_data_once_in_a_seeded_order(root):
     ds = cq.data.load("mnist", "test", root=root)
-    labels = torch.cat([y for _, y in experiments.batches(ds, 7, shuffle=True, seed=3)])
-    again = torch.cat([y for _, y in experiments.batches(ds, 7, shuffle=True, seed=3)])
+    labels = torch.cat([y for _, y in batches(ds, 7, shuffle=True, seed=3)])
+    again = torch.cat([y for _, y in batches(ds, 7, shuffle=True, seed=3)])
     assert torch.equal(labels, again) and sorted(labels.tolist()) == sorted(ds.labels.tolist())
 
 

@@ -57,7 +57,7 @@ def test_evaluation_after_bf16_training_is_exact(runs):
         assert torch.equal(output * module.levels, (output * module.levels).round())
 
     hooks = [m.register_forward_hook(check) for m in model.modules() if isinstance(m, cq.CQ)]
-    accuracy = experiments.accuracy(model, test_set)
+    accuracy = cq.evaluate(model, test_set)
     for hook in hooks:
         hook.remove()
     assert seen and set(seen) == {torch.float32} and accuracy == model.meta["accuracy"]

@@ -127,14 +127,15 @@ def test_sigkill_at_each_stage_boundary_then_resume(reference, tmp_path):
 def test_each_stage_starts_from_the_weights_the_stage_before_ended_with(tmp_path, monkeypatch):
     """Clamp starts from plain.pt and CQ from clamp.pt (not from fresh weights), also when the run is
     resumed at the boundary between them."""
-    starts, real_epoch = {}, experiments._epoch
+    starts, real_epoch = {}, experiments.train_epoch
+    activations = {torch.nn.ReLU: "plain", cq.Clamp: "clamp", cq.CQ: "cq"}
 
     def epoch(model, *args):
-        stage = args[-1].split()[0]  # the progress label, "clamp 1"
+        stage = next(activations[type(m)] for m in model.modules() if type(m) in activations)
         starts.setdefault(stage, {k: v.clone() for k, v in model.state_dict().items()})
         return real_epoch(model, *args)
 
-    monkeypatch.setattr(experiments, "_epoch", epoch)
+    monkeypatch.setattr(experiments, "train_epoch", epoch)
     for out, stops in ((tmp_path / "a", ()), (tmp_path / "b", (3, 3))):
         starts.clear()
         for i, n in enumerate(stops):

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test unit notebooks lab bench book student autograde clean
+.PHONY: demo test unit notebooks lab bench book browser student autograde clean
 
 $(BIN)/cqlearn: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ unit: $(BIN)/cqlearn
 
 notebooks: $(BIN)/cqlearn
 	CQ_QUICK=1 $(BIN)/python -m pytest --nbval-lax book -p no:cacheprovider
+
+# every chapter's explorer in JupyterLab and headless Chromium; screenshots in tests/browser/screenshots/
+browser: $(BIN)/cqlearn
+	bash .ci/install-browser.sh $(VENV)
+	CQ_BROWSER=1 $(BIN)/python -m pytest tests/browser -p no:cacheprovider
 
 lab: $(BIN)/cqlearn
 	$(BIN)/jupyter lab book/

@@ -18,17 +18,14 @@ import time
 
 import torch
 
+from cqlearn.results import cpu_name
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def machine():
     """One line about where the numbers come from."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        names = re.findall(r"model name\s*:\s*(.+)", open("/proc/cpuinfo").read())
-        cpu = f"{names[0].strip()}" if names else cpu
-    except OSError:
-        pass
+    cpu = cpu_name()
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
         memory = f", {memory:.0f} GiB RAM"

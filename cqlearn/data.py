@@ -9,11 +9,17 @@ in this order:
 2. the original files: MNIST and Fashion-MNIST idx files (plain or .gz) in `root/NAME/`, `root/MNIST/raw/`
    or `root/FashionMNIST/raw/` (torchvision's layout); CIFAR-10's python batches in
    `root/cifar-10-batches-py/` (torchvision's layout);
-3. with download=True, torchvision downloads them into root.
+3. with download=True, torchvision downloads them into root;
+4. CIFAR-10's test split only: the checkout's `data/cifar10-test-1000.npz` (installed with the package
+   as cqlearn/bundled/), the first 1,000 images of
+   the (shuffled) test set shipped for chapter 9, with a warning that it is a subset.
 """
 import gzip
+import numbers
 import os
 import pickle
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -72,17 +78,29 @@ def random_crop_flip(image, padding=4):
     return image.flip(-1) if torch.rand(()) < 0.5 else image
 
 
-def from_uint8(x, y, classes, augment=False):
-    """An ImageDataset from uint8 arrays (N, H, W) or (N, H, W, C) and labels."""
-    x = np.asarray(x)
+def from_uint8(x, y, classes, augment=False, shape=None):
+    """An ImageDataset from uint8 arrays (N, H, W) or (N, H, W, C) and whole-number labels 0..classes-1;
+    `shape`, when given, is the (C, H, W) the images must have."""
+    x, y = np.asarray(x), np.asarray(y)
     if x.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (0..255), got {x.dtype}.")
-    if x.ndim not in (3, 4) or len(x) != len(y):
+    if x.ndim not in (3, 4) or y.ndim != 1 or len(x) != len(y):
         raise ValueError(f"images must have shape (N, H, W) or (N, H, W, C) with one label each, got "
-                         f"images {x.shape} and {len(y)} labels.")
-    x = torch.from_numpy(x.copy())
-    x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2).contiguous()
-    return ImageDataset(x.float().div_(255), torch.from_numpy(np.asarray(y).astype(np.int64)), classes, augment)
+                         f"images {x.shape} and labels {y.shape}.")
+    images = torch.from_numpy(x.copy())
+    images = images.unsqueeze(1) if images.dim() == 3 else images.permute(0, 3, 1, 2).contiguous()
+    if shape is not None and images.shape[1:] != shape:
+        c, h, w = shape
+        layout, stored = ("(N, H, W)", (h, w)) if c == 1 else ("(N, H, W, C)", (h, w, c))
+        hint = f"; that is channels first (N, C, H, W): store it as {layout}" if x.shape[1:] == shape else ""
+        raise ValueError(f"images must be stored as {layout} = (N, {', '.join(map(str, stored))}) to give "
+                         f"{shape} (C, H, W) images, got an array of shape {x.shape}{hint}.")
+    if y.dtype.kind not in "iu":
+        raise ValueError(f"labels must be whole numbers (an integer array), got {y.dtype}.")
+    if len(y) and (y.min() < 0 or y.max() >= len(classes)):
+        raise ValueError(f"labels must be class numbers 0..{len(classes) - 1}, found "
+                         f"{y[(y < 0) | (y >= len(classes))][0]}.")
+    return ImageDataset(images.float().div_(255), torch.from_numpy(y.astype(np.int64)), classes, augment)
 
 
 def _digits(split):
@@ -98,6 +116,10 @@ def _digits(split):
 
 
 CHECKOUT_DATA = Path(__file__).resolve().parents[1] / "data"
+BUNDLED = Path(__file__).resolve().parent / "bundled"  # the files data/ ships, as installed from a wheel
+# shipped: chapter 9 runs without a download, from a checkout or an installed package
+CIFAR_SUBSET = next((folder / "cifar10-test-1000.npz" for folder in (CHECKOUT_DATA, BUNDLED)
+                     if (folder / "cifar10-test-1000.npz").is_file()), CHECKOUT_DATA / "cifar10-test-1000.npz")
 
 
 def data_roots(root=None):
@@ -114,7 +136,7 @@ def read_npz(path, split):
     try:
         with np.load(path, allow_pickle=False) as f:
             return f[f"x_{split}"], f[f"y_{split}"]
-    except (KeyError, ValueError, OSError) as error:
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as error:  # missing, corrupt, cut
         raise ValueError(f"{path} is not a usable dataset file ({error}); it must be an .npz with uint8 arrays "
                          "x_train, y_train, x_test, y_test.") from error
 
@@ -201,9 +223,10 @@ def where_to_put(name, root):
         stems = ", ".join(s + "[.gz]" for pair in IDX_FILES.values() for s in pair)
         folders = " or ".join(f"{root / sub}/" for sub in IDX_FOLDERS[name])
         original = f"  - or the original idx files ({stems}) in {folders}"
-    return (f"Put one of these under {root.resolve()} (or set CQLEARN_DATA / root= to the folder that holds "
-            f"them):\n  - {root / (name + '.npz')}: uint8 arrays x_train, y_train, x_test, y_test\n{original}\n"
-            "or pass download=True where the network is reachable.")
+    return (f"Put one of these under {root.resolve()} (or point CQLEARN_DATA, root= or --root at the folder "
+            f"that holds them):\n  - {root / (name + '.npz')}: uint8 arrays x_train, y_train, x_test, y_test\n{original}\n"
+            "or let torchvision download them where the network is reachable: cq.data.load(..., download=True), "
+            "or `cqlearn train/eval ... --download`.")
 
 
 def _read_local(name, split, root):
@@ -226,8 +249,13 @@ def _read_arrays(name, split, roots, download):
         _download(name, roots[0])
         if (arrays := _read_local(name, split, roots[0])) is not None:
             return arrays
+    elif name == "cifar10" and split == "test" and CIFAR_SUBSET.is_file():
+        warnings.warn(f"the full CIFAR-10 test set is not under {roots[0].resolve()}: using the shipped subset "
+                      f"{CIFAR_SUBSET.name} (the first 1,000 test images). " + where_to_put(name, roots[0]),
+                      stacklevel=3)
+        return read_npz(CIFAR_SUBSET, split)
     searched = " or ".join(str(root.resolve()) for root in roots)
-    how = "after downloading" if download else "and download=False"
+    how = "even after downloading" if download else "(downloads are off)"
     raise FileNotFoundError(f"{name} not found under {searched} {how}.\n" + where_to_put(name, roots[0]))
 
 
@@ -240,14 +268,17 @@ def load(name="digits", split="train", root=None, download=False, limit=None, au
         raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}.")
     if split not in SPLITS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1):
+        raise ValueError(f"limit must be a whole number >= 1 (how many images to keep) or None, got {limit!r}.")
     if name == "digits":
         ds = _digits(split)
         ds.augment = augment
     else:
         x, y = _read_arrays(name, split, data_roots(root), download)
-        ds = from_uint8(x, y, CLASSES[name], augment)
-        if ds.shape != SHAPES[name]:
-            raise ValueError(f"{name} images must have shape {SHAPES[name]} (C, H, W), got {ds.shape}.")
+        try:
+            ds = from_uint8(x, y, CLASSES[name], augment, SHAPES[name])
+        except ValueError as error:
+            raise ValueError(f"{name} {split} set: {error}") from error
     if limit is not None:
-        ds = ImageDataset(ds.images[:limit], ds.labels[:limit], ds.classes, ds.augment)
+        ds = ImageDataset(ds.images[:int(limit)], ds.labels[:int(limit)], ds.classes, ds.augment)
     return ds

@@ -12,6 +12,7 @@ import torch
 from . import analysis, data, models, plots
 from .checkpoints import save
 from .convert import convert
+from .files import atomic_write
 from .train import evaluate, seed_everything, staged
 
 TIMESTEPS = (16, 32, 64)
@@ -95,6 +96,7 @@ def write_figures(model, test_set, levels, snn_results, cq_acc, out, plt):
 
 
 def _save(ax, path, plt):
-    ax.figure.savefig(path, dpi=120)
+    with atomic_write(path) as f:
+        ax.figure.savefig(f, format="png", dpi=120)
     plt.close(ax.figure)
     return path

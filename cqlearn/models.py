@@ -29,18 +29,21 @@ def build(spec, in_shape, num_classes, activation="relu", levels=16, mode="floor
     """An nn.Sequential from a spec such as [32, 32, "P", 64, "P"] for images of shape in_shape."""
     check_levels(levels)
     check_mode(mode)
-    layers, channels = [], in_shape[0]
+    layers, (channels, height, width) = [], in_shape
     for item in spec:
         if item == "P":
             layers += [nn.AvgPool2d(2), make_activation(activation, levels, mode)]
+            height, width = height // 2, width // 2
             continue
         out, padding = item if isinstance(item, tuple) else (item, 1)
         layers += [nn.Conv2d(channels, out, 3, padding=padding, bias=False), nn.BatchNorm2d(out),
                    make_activation(activation, levels, mode)]
-        channels = out
+        channels, height, width = out, height + 2 * padding - 2, width + 2 * padding - 2
+    if min(height, width) < 1:
+        raise ValueError(f"images of shape {tuple(in_shape)} are too small for this network: nothing is left "
+                         "after its convolutions and poolings.")
     layers.append(nn.Flatten())
-    with torch.no_grad():
-        features = nn.Sequential(*layers)(torch.zeros(1, *in_shape)).shape[1]
+    features = channels * height * width
     if dropout:
         layers.append(nn.Dropout(dropout))
     layers.append(nn.Linear(features, num_classes))
@@ -110,6 +113,38 @@ MODELS = {"digits_cnn": digits_cnn, "mnist_cnn": mnist_cnn, "vgg_star": vgg_star
 
 def create(name, **kwargs):
     """Build a registered model by name, e.g. create("vgg_small", activation="cq", levels=16)."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}.")
+    check_arch(name, kwargs)
     return MODELS[name](**kwargs)
+
+
+MAX_PARAMETERS = 2 ** 31  # 8 GiB of float32 weights, a hundred times VGG-19's
+
+
+def check_arch(name, kwargs, state_dict=None, source=None):
+    """Raise a ValueError unless create(name, **kwargs) builds a network of a sane size (and, given a
+    state_dict, one whose tensors have the shapes stored). It builds the network on PyTorch's "meta"
+    device, where tensors have shapes but no memory, so nothing large is ever allocated. `source` (a
+    checkpoint's path) starts the message."""
+    source = f"{source}: " if source else ""
+    if name not in MODELS:
+        raise ValueError(f"{source}unknown model {name!r}; choose one of {sorted(MODELS)}.")
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"{source}the options of model {name!r} must be a dict, got {kwargs!r}.")
+    try:
+        with torch.device("meta"):
+            skeleton = MODELS[name](**kwargs)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(f"{source}model {name!r} cannot be built with {kwargs} ({error}).") from error
+    size = sum(p.numel() for p in skeleton.parameters())
+    if size > MAX_PARAMETERS:
+        raise ValueError(f"{source}model {name!r} with {kwargs} would have {size:.3g} parameters "
+                         f"({4 * size / 2 ** 30:.3g} GiB), more than cqlearn builds ({MAX_PARAMETERS:.3g}); "
+                         "check width and in_shape.")
+    if state_dict is not None:
+        expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+        stored = {k: tuple(v.shape) for k, v in state_dict.items()}
+        if expected != stored:
+            key = next(k for k in sorted(expected.keys() | stored.keys()) if expected.get(k) != stored.get(k))
+            raise ValueError(f"{source}the weights do not fit model {name!r} with {kwargs} ({key}: stored "
+                             f"{stored.get(key)}, the model has {expected.get(key)}); it is not a checkpoint "
+                             "cq.save wrote, or it was altered.")

@@ -1,5 +1,9 @@
 """Saving and loading with metadata; what is refused (chapter 9)."""
+import datetime
 import pickle
+from pathlib import Path
+
+import numpy as np
 
 import pytest
 import torch
@@ -81,3 +85,62 @@ def test_shipped_digits_checkpoints_load_with_their_metadata():
     assert cq.evaluate(model, cq.data.load("digits", "test")) >= 0.98
     with pytest.raises(FileNotFoundError, match="not found"):
         cq.shipped("nothing_here.pt")
+
+
+def test_numpy_values_paths_and_tuples_are_saved_as_plain_python(tmp_path):
+    """Whatever cq.save accepts, cq.load reads back (weights_only=True refuses numpy's own types)."""
+    meta = {"accuracy": np.float64(0.99), "images": np.int64(360), "folder": Path("runs") / "a", "bits": (8, 9),
+            "curve": np.array([0.5, 0.75]), "by_t": {np.int64(16): np.float32(0.5)}, "ok": np.bool_(True),
+            "name": np.str_("digits"), "nested": [{"t": (1, np.int32(2))}], "counts": torch.arange(3)}
+    loaded = cq.load(cq.save(cq.models.digits_cnn(width=2), tmp_path / "m.pt", **meta)).meta
+    assert loaded == {"accuracy": 0.99, "images": 360, "folder": str(Path("runs") / "a"), "bits": [8, 9],
+                      "curve": [0.5, 0.75], "by_t": {16: 0.5}, "ok": True, "name": "digits",
+                      "nested": [{"t": [1, 2]}], "counts": loaded["counts"]}
+    assert torch.equal(loaded["counts"], torch.arange(3))
+    assert type(loaded["accuracy"]) is float and type(loaded["images"]) is int and type(loaded["ok"]) is bool
+    assert type(next(iter(loaded["by_t"]))) is int
+
+
+@pytest.mark.parametrize("meta, where", [({"when": datetime.date(2026, 1, 1)}, r"meta\['when'\]"),
+                                         ({"h": {"x": [1, object()]}}, r"meta\['h'\]\['x'\]\[1\]"),
+                                         ({"h": {(1, 2): 3}}, r"meta\['h'\]: its key \(1, 2\)"),
+                                         ({"a": np.array(["x", None], dtype=object)}, r"meta\['a'\]")])
+def test_what_cannot_be_saved_is_refused_naming_the_key_and_nothing_is_written(tmp_path, meta, where):
+    with pytest.raises(ValueError, match=where):
+        cq.save(cq.models.digits_cnn(width=2), tmp_path / "m.pt", **meta)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_random_bytes_are_not_a_checkpoint_rather_than_code(tmp_path):
+    path = tmp_path / "noise.pt"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(ValueError, match="not a readable checkpoint") as error:
+        cq.load(path)
+    assert "could run code" not in str(error.value)
+
+
+def test_a_checkpoint_whose_arch_would_build_a_huge_network_is_refused_before_building(tmp_path, monkeypatch):
+    path = cq.save(cq.models.mnist_cnn(width=2), tmp_path / "m.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["arch"]["kwargs"]["width"] = 10 ** 6  # terabytes of weights
+    torch.save(payload, tmp_path / "huge.pt")
+    built = []
+    monkeypatch.setitem(cq.models.MODELS, "mnist_cnn", lambda **kw: built.append(kw) or cq.models.mnist_cnn(**kw))
+    with pytest.raises(ValueError, match=r"huge.pt: model 'mnist_cnn' .* 9e\+13 parameters"):
+        cq.load(tmp_path / "huge.pt")
+    assert all(kw["width"] == 10 ** 6 for kw in built) and len(built) == 1  # only on the meta device
+    payload["arch"]["kwargs"]["width"] = 3  # a sane size that does not fit the stored weights
+    torch.save(payload, tmp_path / "altered.pt")
+    with pytest.raises(ValueError, match=r"weights do not fit .* stored \(2, 1, 3, 3\), the model has \(3, 1, 3, 3\)"):
+        cq.load(tmp_path / "altered.pt")
+    payload["arch"] = {"name": "mnist_cnn", "kwargs": {"width": "wide"}}
+    torch.save(payload, tmp_path / "odd.pt")
+    with pytest.raises(ValueError, match="cannot be built"):
+        cq.load(tmp_path / "odd.pt")
+
+
+def test_models_refuse_sizes_nobody_can_build():
+    with pytest.raises(ValueError, match="parameters"):
+        cq.models.create("vgg19", width=1000.0)
+    with pytest.raises(ValueError, match="too small"):
+        cq.models.create("mnist_cnn", in_shape=(1, 4, 4))

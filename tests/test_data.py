@@ -211,3 +211,43 @@ def test_augment_crops_and_flips_each_item(tmp_path):
     outputs = [augmented[0][0] for _ in range(40)]
     assert all(o.shape == (3, 32, 32) for o in outputs)
     assert any(not torch.equal(o, plain[0][0]) for o in outputs)
+
+
+def test_labels_must_be_class_numbers(tmp_path):
+    x = np.zeros((4, 28, 28), np.uint8)
+    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=np.array([0, 1, 12, 3]), x_test=x,
+             y_test=np.array([0.0, 1, 2, 3]))
+    with pytest.raises(ValueError, match=r"mnist train set: labels must be class numbers 0..9, found 12"):
+        cq.data.load("mnist", "train", root=tmp_path)
+    with pytest.raises(ValueError, match="mnist test set: labels must be whole numbers .* float64"):
+        cq.data.load("mnist", "test", root=tmp_path)
+    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=np.array([0, -1, 2, 3]), x_test=x, y_test=np.arange(4))
+    with pytest.raises(ValueError, match="found -1"):
+        cq.data.load("mnist", "train", root=tmp_path)
+
+
+@pytest.mark.parametrize("limit", [-5, 0, 2.5, True, "10"])
+def test_bad_limits(limit):
+    with pytest.raises(ValueError, match=f"limit must be a whole number >= 1 .* got {limit!r}"):
+        cq.data.load("digits", "test", limit=limit)
+    assert len(cq.data.load("digits", "test", limit=np.int64(3))) == 3
+
+
+def test_a_corrupt_npz_is_named(tmp_path):
+    (tmp_path / "fashion-mnist.npz").write_bytes(b"PK\x03\x04 not really a zip file")
+    with pytest.raises(ValueError, match=f"{tmp_path / 'fashion-mnist.npz'} is not a usable dataset file"):
+        cq.data.load("fashion-mnist", "test", root=tmp_path)
+    write_npz(tmp_path, "mnist", (28, 28))
+    (tmp_path / "mnist.npz").write_bytes((tmp_path / "mnist.npz").read_bytes()[:300])  # cut short
+    with pytest.raises(ValueError, match="mnist.npz is not a usable dataset file"):
+        cq.data.load("mnist", "test", root=tmp_path)
+
+
+@pytest.mark.parametrize("name, stored, expected", [
+    ("mnist", (4, 1, 28, 28), r"mnist test set: images must be stored as \(N, H, W\) = \(N, 28, 28\) .* got an array of shape \(4, 1, 28, 28\); that is channels first"),
+    ("cifar10", (4, 3, 32, 32), r"\(N, H, W, C\) = \(N, 32, 32, 3\) .* shape \(4, 3, 32, 32\); that is channels first")])
+def test_channels_first_images_get_a_message_with_the_shape_stored(tmp_path, name, stored, expected):
+    x = np.zeros(stored, np.uint8)
+    np.savez(tmp_path / f"{name}.npz", x_train=x, y_train=np.arange(4), x_test=x, y_test=np.arange(4))
+    with pytest.raises(ValueError, match=expected):
+        cq.data.load(name, "test", root=tmp_path)

@@ -1,6 +1,7 @@
 """`cqlearn train` (staged, checkpointed, resumable) and `cqlearn eval` (rows, weight bits), on a tiny
 fake MNIST written by the tests."""
 import csv
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -39,10 +40,13 @@ def root(tmp_path_factory):
 
 
 def run(out, root, **kwargs):
-    options = dict(model_name="mnist_cnn", dataset="mnist", levels=16, epochs=(2, 0, 2), batch_size=16,
-                   root=root, device="cpu", model_kwargs=TINY, progress=False, log=lambda *a: None)
-    options.update(kwargs)
-    return experiments.train_run(out, **options)
+    """train_run with a TrainConfig of the tiny defaults below, changed by the kwargs that are its fields."""
+    fields = {f.name for f in dataclasses.fields(experiments.TrainConfig)}
+    config = dict(model="mnist_cnn", dataset="mnist", levels=16, epochs=(2, 0, 2), batch_size=16, model_kwargs=TINY)
+    options = dict(root=root, device="cpu", progress=False, log=lambda *a: None)
+    for key, value in kwargs.items():
+        (config if key in fields else options)[key] = value
+    return experiments.train_run(out, experiments.TrainConfig(**config), **options)
 
 
 def weights(path):
@@ -241,7 +245,7 @@ def test_cli_train_and_eval_append_csv_rows(root, tmp_path, capsys, monkeypatch)
 
 def test_train_errors_say_what_to_do(root, tmp_path):
     with pytest.raises(ValueError, match="unknown model"):
-        run(tmp_path, root, model_name="resnet")
+        run(tmp_path, root, model="resnet")
     with pytest.raises(ValueError, match="no option 'depth'"):
         run(tmp_path, root, model_kwargs={"depth": 3})
     with pytest.raises(ValueError, match="CQ stage"):

@@ -95,3 +95,25 @@ def test_quantized_weights_are_n_bit_and_close(bits):
     assert integers.min() >= -(2 ** (bits - 1)) and integers.max() <= 2 ** (bits - 1) - 1
     assert scale == w.abs().max()
     assert (q * scale - w).abs().max() <= scale * 2.0 ** (1 - bits) + 1e-6  # half a step, a step at +max
+
+
+def test_quantize_tensor_rounds_to_the_nearest_step_and_clips_only_the_top():
+    """3 bits: steps of 1/4, integers -4..3; the scale is max |w| = 1. Values a hair either side of a
+    half step, ties to even (as torch.round), -1 kept, +1 one step short."""
+    w = torch.tensor([-1.0, -0.87, -0.6, -0.125, 0.1, 0.126, 0.374, 0.376, 0.62, 0.9, 1.0])
+    q, scale = quantize_tensor(w, 3)
+    integers = [-4, -3, -2, 0, 0, 1, 1, 2, 2, 3, 3]
+    assert scale == 1 and torch.equal(q * 4, torch.tensor(integers, dtype=torch.float32))
+    q, scale = quantize_tensor(torch.tensor([-1.0, 0.25, -0.25, 0.75]), 2)  # exact half steps of 2 bits
+    assert scale == 1 and torch.equal(q * 2, torch.tensor([-2.0, 0, 0, 1]))
+
+
+@pytest.mark.parametrize("bits", [2, 3, 5, 8])
+def test_quantize_tensor_equals_the_obvious_loop(bits):
+    """Seeded weights, every element against round-to-nearest and two's-complement clipping in Python."""
+    w = torch.randn(40, 30, generator=torch.Generator().manual_seed(bits), dtype=torch.float64)
+    q, scale = quantize_tensor(w, bits)
+    step, top = 2.0 ** (1 - bits), 2 ** (bits - 1)
+    largest = max(abs(v) for v in w.flatten().tolist())
+    expected = [min(max(round(v / largest / step), -top), top - 1) * step for v in w.flatten().tolist()]
+    assert scale.item() == largest and q.flatten().tolist() == expected

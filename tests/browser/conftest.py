@@ -32,6 +32,19 @@ CHROMIUM_ARGS = [
 ]
 
 
+def in_ci() -> bool:
+    """Whether this runs in CI (CI=true, as GitHub Actions and most services set it)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> None:
+    """Skip the browser test for a missing piece, except in CI, where it fails the run: CI must never go
+    green without the browser test having run."""
+    if in_ci():
+        pytest.fail(f"{reason}; CI={os.environ['CI']} needs the browser test", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "browser: drives JupyterLab in headless Chromium (slow)")
 
@@ -89,7 +102,10 @@ class Lab:
 @pytest.fixture(scope="session")
 def jupyter_server(tmp_path_factory):
     """JupyterLab on 127.0.0.1 serving a temporary COPY of the book: no outputs reach the repo."""
-    pytest.importorskip("jupyterlab", reason="jupyterlab is not installed in this environment")
+    try:
+        import jupyterlab  # noqa: F401
+    except ImportError:
+        unavailable("jupyterlab is not installed in this environment")
     tmp = tmp_path_factory.mktemp("jupyter")
     served = tmp / "book"
     skip = shutil.ignore_patterns(".ipynb_checkpoints", "_build")

@@ -18,12 +18,6 @@ pytest.importorskip("nbgrader")
 from cqlearn import course  # noqa: E402
 
 CHAPTERS = [path.name for path in course.chapters()]
-# Chapters 6-10 are converted to the exercise convention by the lab-chapters branch (issue 10); until it is
-# merged they fail the convention tests. strict: a chapter that passes must leave this list.
-PENDING = ("06_", "07_", "08_", "09_", "10_")
-pending = [pytest.param(name, marks=pytest.mark.xfail(
-    reason="not yet in the exercise convention (lab-chapters branch, issue 10)", strict=True))
-    if name.startswith(PENDING) else name for name in CHAPTERS]
 SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 
@@ -87,7 +81,7 @@ def test_no_solution_or_hidden_test_line_reaches_the_student_edition(student, na
         assert not leaked, f"{name}, cell {grading(cell).get('grade_id', text[:40])!r} shows {leaked}"
 
 
-@pytest.mark.parametrize("name", pending)
+@pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_follows_the_exercise_convention(name):
     book = cells(course.BOOK / name)
     answers = {grading(c)["grade_id"]: c for c in book if grading(c).get("solution")}

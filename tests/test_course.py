@@ -107,6 +107,17 @@ def test_the_instructor_page_stays_with_the_instructor(student):
     assert "instructor" not in (student / "_toc.yml").read_text()
 
 
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_student_answer_cells_are_shown_and_the_static_book_may_show_their_errors(student, name):
+    exercises = [c for c in cells(student / name) if grading(c).get("solution") or grading(c).get("grade")]
+    assert exercises
+    for cell in exercises:
+        tags = cell["metadata"].get("tags", [])
+        assert "hide-input" not in tags and "raises-exception" in tags
+        if grading(cell).get("solution"):
+            assert course.CODE_STUB in source(cell)
+
+
 def test_grade_ids_are_unique_in_the_book():
     ids = [grading(c)["grade_id"] for name in CHAPTERS for c in cells(course.BOOK / name) if grading(c)]
     assert len(ids) == len(set(ids))

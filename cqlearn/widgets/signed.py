@@ -221,6 +221,6 @@ def layer_errors_figure(results, title="Spike counts against the CQ-CNN, per lay
         ax.bar(layer, few, bottom=exact + many, color="#ff7f0e", label="too few")
         ax.set(title=label, xlabel="spiking layer", ylabel="share of neurons", ylim=(0, 1.02), xticks=layer)
         ax.title.set_fontsize(9)
-    axes[0, -1].legend(loc="lower left", fontsize=7)
+    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
     figure.suptitle(title, fontsize=10)
     return figure

@@ -16,8 +16,8 @@ from .train import predict
 
 
 @torch.no_grad()
-def activations(model, data, where="output", kinds=ACTIVATIONS, batch_size=512):
-    """The output (or, with where="input", the pre-activation) of every activation module of `model`
+def activations(model, data, where="input", kinds=ACTIVATIONS, batch_size=512):
+    """The pre-activation (where="input") or the output of every activation module of `model`
     whose type is in `kinds` (ReLU, Clamp, CQ), in order, for a batch x or a dataset: one tensor
     (N, ...) per layer (chapters 1, 2 and 4). BatchNorm is folded first, as `convert` does: folding is
     exact in real numbers but not in float32, and a pre-activation a hair from a level would otherwise

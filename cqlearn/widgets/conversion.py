@@ -12,7 +12,7 @@ import torch
 from ..analysis import EXACT, every_timestep
 from ..convert import convert
 from . import static_mode
-from ._explorer import explorer, single_threaded, slider_style, small_multiples
+from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
 
 
 def agreement_table(rows):
@@ -64,8 +64,8 @@ def conversion_figure():
     import plotly.graph_objects as go
 
     fig = go.FigureWidget()
-    fig.add_heatmap(colorscale="Viridis", colorbar={"title": {"text": "log10(1 + neurons)"}})
-    fig.add_scatter(name="rate = activation", mode="lines", x=[0, 1], y=[0, 1], line={"color": "red", "dash": "dash"})
+    fig.add_heatmap(name="neurons", meta="grid", colorscale="Viridis", colorbar={"title": {"text": "log10(1 + neurons)"}})
+    fig.add_scatter(name="rate = activation", meta="diagonal", mode="lines", x=[0, 1], y=[0, 1], line={"color": "red", "dash": "dash"})
     fig.update_layout(height=500, width=760, margin={"t": 70, "l": 70, "r": 20, "b": 60}, title={"x": 0.5},
                       xaxis={"title": {"text": "CQ-CNN activation a"}, "range": [-0.05, 1.05]},
                       yaxis={"title": {"text": "SNN rate N/T (spikes per step)"}, "range": [-0.05, 1.05]},
@@ -104,7 +104,8 @@ def conversion_explorer(model, x, timesteps=16, layer=0, encoding="current"):
 
     def redraw(fig, timesteps, layer, encoding):
         d = conversion_figure_data(pairs(timesteps, encoding), layer, timesteps, levels)
-        fig.data[0].x, fig.data[0].y, fig.data[0].z = d["activation"], d["rate"], np.log10(1 + d["grid"].T)
+        grid = trace(fig, "grid")
+        grid.x, grid.y, grid.z = d["activation"], d["rate"], np.log10(1 + d["grid"].T)
         fig.layout.title.text = f"{d['title']}, {encoding} encoding"
 
     controls = {

@@ -49,8 +49,8 @@ def split(images=2000, timesteps=64, max_memory=2**29, threads=0):
     model = nets.calibrated(cq.models.mnist_cnn("cq", levels=16), x[:256])
     snn = cq.convert(model, timesteps, "spikes")
     snn.max_memory = max_memory
-    piece = snn.plan(x)[0]
-    whole = cq.memory.total_bytes(snn.footprint(x), len(x), timesteps, False, max_memory)
+    plan = cq.memory.plan(snn, x)
+    piece, whole = plan.piece, cq.memory.total_bytes(plan.footprint, len(x), timesteps, max_memory)
     _trim()
     start = timing.reset_peak()
     began = time.perf_counter()

@@ -7,7 +7,7 @@ Baselines, each given the same converted network and the same input:
   synapses      (information) the synapses alone on the T frames, in our windows: what is left
                 of our time is the IF neurons' share;
   per-step loop every step through the whole network, IF update after each synapse, the way
-                step-by-step SNN libraries run;
+                step-by-step SNN libraries run: the library's own definition, `run_stepwise`;
   SpikingJelly  its multi-step IF neurons (soft reset, threshold as ours) after each synapse wrapped in
                 SeqToANNContainer, the library's own layer-by-layer simulation.
 """
@@ -20,7 +20,6 @@ from torch import nn
 
 import cqlearn as cq
 from cqlearn.neuron import encode
-from cqlearn.quant import TOLERANCE
 
 SHARED = os.environ.get("CQ_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 
@@ -78,9 +77,7 @@ def network(name, batch=16):
 
 def frames(snn, x):
     """The T input frames (T, B, ...) the network's first synapse sees, as floats."""
-    if snn.encoding == "current":
-        return x.expand(snn.timesteps, *x.shape)
-    return encode(x, snn.timesteps, snn.encoding, torch.Generator().manual_seed(0)).to(x.dtype)
+    return encode(x, snn.timesteps, snn.encoding).to(x.dtype)
 
 
 def dense_limit(model, snn, x):
@@ -126,26 +123,10 @@ def synapse_floor(snn, x, window):
 
 
 def per_step_loop(snn, x):
-    """The plain simulation: each step through the whole network (encoding included, like ours)."""
-    T, dtype = snn.timesteps, x.dtype
+    """The plain simulation, `SpikingNetwork.run_stepwise`: each step through the whole network."""
 
-    @torch.no_grad()
     def run():
-        inputs = frames(snn, x)
-        potentials, total = [None] * len(snn.layers), 0
-        for t in range(T):
-            h = inputs[t]
-            for i, layer in enumerate(snn.layers):
-                current = layer.synapse(h)
-                if potentials[i] is None:
-                    potentials[i] = torch.full_like(current, layer.v_init)
-                v = potentials[i]
-                v += current
-                fired = v >= layer.threshold * (1 - TOLERANCE)
-                v -= fired.to(dtype) * layer.threshold
-                h = fired.to(dtype)
-            total = total + h
-        return snn.readout(total / T)
+        return snn.run_stepwise(x).output
 
     return run
 

@@ -15,7 +15,7 @@ def compare(name, timesteps, batch=16, encoding="spikes", repeats=5, spikingjell
     model, x, source = nets.network(name, batch)
     snn = cq.convert(model, timesteps, encoding)
     dense = nets.dense_limit(model, snn, x)
-    window = snn.plan(x)[1]
+    window = cq.memory.plan(snn, x).window
     baselines = {**dense, "synapses": nets.synapse_floor(snn, x, window),
                  "per-step loop": nets.per_step_loop(snn, x)}
     why_not = None
@@ -64,3 +64,20 @@ def compare(name, timesteps, batch=16, encoding="spikes", repeats=5, spikingjell
                          "baseline": "-", "ratio": None, "goal": "<= 1", "met": None,
                          "note": f"not run: {reason}"})
     return rows
+
+
+GOAL_SIGNED = 1.3  # signed neurons / IF neurons, same network and input
+
+
+def compare_neurons(name, timesteps, batch=16, encoding="spikes", repeats=5):
+    """A row: the signed neuron's simulation against the IF neuron's on the same network and images."""
+    model, x, source = nets.network(name, batch)
+    signed, plain = (cq.convert(model, timesteps, encoding, neuron=n) for n in ("signed", "if"))
+    r = timing.paired(lambda: signed.run(x), {"if": lambda: plain.run(x)}, repeats=repeats)
+    return [{
+        "case": f"Signed neurons vs IF neurons: {name}, T = {timesteps}, B = {batch}, {encoding} encoding",
+        "ours": timing.ms(r["ours"]), "baseline": timing.ms(r["if"]), "ratio": r["ratio:if"],
+        "goal": f"<= {GOAL_SIGNED}", "met": r["ratio:if"] <= GOAL_SIGNED,
+        "note": (f"the same synapse calls; the signed step adds a comparison with 0, the count test and the count "
+                 f"update per neuron and step; {source}; {_check(r, 'if')}"),
+    }]

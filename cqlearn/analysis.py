@@ -10,8 +10,9 @@ from tqdm.auto import tqdm
 
 from .convert import convert
 from .fold import fold_batchnorm
+from .neuron import encode
 from .quant import CQ
-from .train import evaluate, predict
+from .train import predict
 
 
 @torch.no_grad()
@@ -32,14 +33,12 @@ def cq_activations(model, x):
     return outputs
 
 
-def input_rates(snn, x):
-    """The input as the SNN sees it over its window: x itself for "current", the spike rate otherwise.
-    Feeding this to the CQ-CNN compares like with like."""
+def input_rates(snn, x, seed=0):
+    """The input as the SNN sees it over its window: x itself for "current", the spike rate otherwise
+    (the trains of `snn.run(x, seed=seed)`). Feeding this to the CQ-CNN compares like with like."""
     if snn.encoding == "current":
         return x
-    from .neuron import encode
-    generator = torch.Generator(device=x.device).manual_seed(0)
-    return encode(x, snn.timesteps, snn.encoding, generator).sum(0, dtype=x.dtype) / snn.timesteps
+    return encode(x, snn.timesteps, snn.encoding, seed).sum(0, dtype=x.dtype) / snn.timesteps
 
 
 EXACT = 1e-3  # counts are whole numbers: one within this of a * T is exact
@@ -57,7 +56,9 @@ def layer_agreement(model, snn, data, batch_size=256):
     batches = [data] if torch.is_tensor(data) else (x for x, _ in DataLoader(data, batch_size=batch_size))
     exact = error = total = 0
     for x in batches:
-        errors = count_errors(cq_activations(model, input_rates(snn, x)), snn.run(x).counts, snn.timesteps)
+        rec = snn.run(x)
+        rates = x if rec.input_counts is None else rec.input_counts / snn.timesteps  # the input the SNN saw
+        errors = count_errors(cq_activations(model, rates), rec.counts, snn.timesteps)
         exact = exact + torch.stack([(e < EXACT).sum() for e in errors])
         error = error + torch.stack([e.sum() for e in errors])
         total = total + torch.tensor([e.numel() for e in errors])
@@ -71,7 +72,27 @@ def prediction_agreement(model, snn, dataset, batch_size=256):
     return (predict(model, dataset, batch_size) == predict(snn, dataset, batch_size)).float().mean().item()
 
 
-def accuracy_vs_timesteps(model, dataset, timesteps=(8, 16, 32, 64, 128), encoding="spikes", progress=True):
-    """{T: SNN accuracy} for a CQ-CNN converted at each T (chapter 7)."""
-    return {T: evaluate(convert(model, T, encoding), dataset)
-            for T in tqdm(timesteps, desc=f"T sweep ({encoding})", disable=not progress)}
+@torch.no_grad()
+def predict_every_timestep(snn, dataset, timesteps, batch_size=256, progress=False, desc="SNN"):
+    """{T: predicted labels (N,)} of `snn` for each T in `timesteps` (each <= snn.timesteps), from one
+    simulation to snn.timesteps: the output after T steps is the readout of the counts so far divided
+    by T, which is what the network converted at T computes (chapter 7)."""
+    if not timesteps or max(timesteps) > snn.timesteps:
+        raise ValueError(f"timesteps must lie in 1..{snn.timesteps} (the network's timesteps), got {list(timesteps)}.")
+    device = next(snn.parameters()).device
+    predicted = {T: [] for T in timesteps}
+    for x, _ in tqdm(DataLoader(dataset, batch_size=batch_size), desc=desc, disable=not progress):
+        outputs = snn.run(x.to(device), all_timesteps=True).outputs
+        for T in timesteps:
+            predicted[T].append(outputs[T - 1].argmax(1).cpu())
+    return {T: torch.cat(p) for T, p in predicted.items()}
+
+
+def accuracy_vs_timesteps(model, dataset, timesteps=(8, 16, 32, 64, 128), encoding="spikes", neuron="if",
+                          progress=True):
+    """{T: SNN accuracy} for the CQ-CNN converted at each T (chapter 7), all from one simulation to the
+    largest T."""
+    labels = torch.as_tensor([y for _, y in dataset]) if not hasattr(dataset, "labels") else dataset.labels
+    snn = convert(model, max(timesteps), encoding, neuron)
+    predicted = predict_every_timestep(snn, dataset, timesteps, progress=progress, desc=f"T sweep ({encoding})")
+    return {T: (predicted[T] == labels.cpu()).float().mean().item() for T in timesteps}

@@ -14,6 +14,7 @@ from pathlib import PurePath, Path
 import numpy as np
 import torch
 
+from .data import BUNDLED
 from .files import atomic_write
 from .models import create, check_arch
 
@@ -89,15 +90,20 @@ def read(path):
     return payload
 
 
+
+
 def shipped(name):
-    """Path of a checkpoint the project ships in data/ (e.g. "digits_cnn_cq16.pt"), found from the
-    repository root, the working folder or its parent (where the book's chapters run), or CQLEARN_DATA."""
-    folders = [os.environ.get("CQLEARN_DATA"), Path(__file__).resolve().parents[1] / "data", "data", "../data"]
+    """Path of a checkpoint the project ships (e.g. "digits_cnn_cq16.pt"): from CQLEARN_DATA, the installed
+    package (cqlearn/bundled/), the checkout's data/, or data/ in the working folder or its parent (where
+    the book's chapters run)."""
+    folders = [os.environ.get("CQLEARN_DATA"), BUNDLED, Path(__file__).resolve().parents[1] / "data", "data",
+               "../data"]
     for folder in filter(None, folders):
         if (Path(folder) / name).is_file():
             return Path(folder) / name
-    raise FileNotFoundError(f"shipped checkpoint {name!r} not found in data/; run the book from a clone of "
-                            "the cqlearn repository (its data/ folder holds the checkpoints).")
+    raise FileNotFoundError(f"shipped checkpoint {name!r} not found in {BUNDLED} nor in a checkout's data/; "
+                            "install cqlearn with pip (it ships the checkpoints) or work in a clone of the "
+                            "cqlearn repository.")
 
 
 def load(path, model=None):

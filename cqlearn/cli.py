@@ -31,7 +31,8 @@ def _train_parser(commands):
         "train", help="staged CQ training (plain -> CQ) on mnist, fashion-mnist or cifar10, resumable",
         description="Train the plain ReLU network, then its CQ twin, saving a checkpoint after every epoch in "
         "--out (last.pt) and each stage's model when it ends; the final CQ-CNN is "
-        "OUT/DATASET_MODEL_cqLEVELS.pt. Uses the GPU when there is one (data on the device, mixed precision).")
+        "OUT/DATASET_MODEL_cqLEVELS.pt. Uses the GPU when there is one (data on the device, mixed precision). "
+        "Under `torchrun --nproc_per_node=N -m cqlearn train ...` it trains with DistributedDataParallel.")
     train.add_argument("--model", required=True, help="mnist_cnn, vgg_small, vgg_star, vgg19, digits_cnn")
     train.add_argument("--dataset", required=True, help="mnist, fashion-mnist, cifar10 (or digits)")
     train.add_argument("--levels", type=positive, default=16, help="CQ levels L (default: 16)")
@@ -46,7 +47,8 @@ def _train_parser(commands):
     train.add_argument("--init", metavar="CHECKPOINT",
                        help="start from this checkpoint of the same model, e.g. another run's plain.pt")
     train.add_argument("--weight-decay", type=float, default=5e-4)
-    train.add_argument("--batch-size", type=positive, default=128)
+    train.add_argument("--batch-size", type=positive, default=128,
+                       help="images per step (default: 128); under torchrun split evenly over the processes")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--width", type=float, help="width of mnist_cnn (channels) or multiplier of vgg_star/vgg19")
     train.add_argument("--dropout", type=float, help="dropout before the readout (model default: 0.2)")
@@ -57,8 +59,11 @@ def _train_parser(commands):
     train.add_argument("--root", help="dataset folder (default: $CQLEARN_DATA, else ./data, then the checkout's data/)")
     train.add_argument("--download", action="store_true", help="let torchvision download a missing dataset into the root")
     train.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    train.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
+                       help="training arithmetic (torch.autocast; evaluation stays exact): bf16 on CPUs with "
+                       "bfloat16 units, fp16 or bf16 on GPUs (default: fp16 with a GPU, else fp32)")
     train.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                       help="mixed precision (default: on with a GPU)")
+                       help="the older switch: --amp is --precision bf16 on the CPU, fp16 on a GPU; --no-amp is fp32")
     train.add_argument("--threads", type=positive, help="CPU threads for torch (default: torch's choice)")
     train.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
 
@@ -67,10 +72,14 @@ def _eval_parser(commands):
     ev = commands.add_parser(
         "eval", help="convert a CQ checkpoint and compare CNN, CQ-CNN and SNN at each T",
         description="Convert the CQ-CNN in CHECKPOINT at each T (and with n-bit weights), print accuracy, "
-        "agreement with the CQ-CNN and per-layer exact spike counts, and append the rows to --results.")
+        "agreement with the CQ-CNN and per-layer exact spike counts, and append the rows to --results. "
+        "Under torchrun each process evaluates whole batches of the test set and the counts are added up.")
     ev.add_argument("checkpoint", help="a CQ checkpoint written by `cqlearn train` or cq.save")
     ev.add_argument("--timesteps", type=positive, nargs="+", default=[16, 32, 64], metavar="T")
     ev.add_argument("--encoding", nargs="+", default=["spikes"], choices=["current", "spikes", "poisson"])
+    ev.add_argument("--neuron", nargs="+", default=["if"], choices=["if", "signed"],
+                    help="the paper's IF neuron, or the signed IF neuron that may send -1 spikes (chapter 11); "
+                    "a row each (default: if)")
     ev.add_argument("--weight-bits", type=whole_number(2), nargs="*", metavar="BITS",
                     help=f"also with n-bit weights, no retraining (e.g. {' '.join(map(str, WEIGHT_BITS))}); "
                     "no values: that whole list")
@@ -131,6 +140,17 @@ def dispatch(args, argv):
     if getattr(args, "threads", None):
         import torch
         torch.set_num_threads(args.threads)
+    from . import distributed
+    if distributed.launched() and args.command == "demo":
+        raise ValueError("the demo runs in one process; start it without torchrun (`cqlearn demo`).")
+    try:  # under torchrun: join the other processes (gloo on CPUs, nccl on GPUs)
+        args.device = distributed.setup(getattr(args, "device", None))
+        _run(args, argv)
+    finally:
+        distributed.teardown()
+
+
+def _run(args, argv):
     if args.command == "demo":
         from .demo import run
         run(args.out, args.levels, args.seed, args.quick)
@@ -143,14 +163,16 @@ def dispatch(args, argv):
                              args.weight_decay, args.seed, args.limit, args.test_limit, args.augment, kwargs,
                              args.optimizer, args.init)
         train_run(args.out, config, root=args.root, download=args.download, device=args.device, amp=args.amp,
-                  resume=args.resume, progress=not args.no_progress, command=argv)
+                  resume=args.resume, progress=not args.no_progress, command=argv,
+                  precision=args.precision)
     elif args.command == "eval":
         from .experiments import eval_run
         bits = WEIGHT_BITS if args.weight_bits == [] else args.weight_bits
         eval_run(args.checkpoint, args.timesteps, args.encoding, bits or (), not args.float_readout, args.dataset,
                  args.limit, args.layer_images, args.batch_size, args.results, args.record, args.root, args.device,
                  progress=not args.no_progress, command=argv, baseline=args.baseline, percentiles=args.percentile,
-                 figure=args.figure, float_weights=not args.no_float, download=args.download)
+                 figure=args.figure, float_weights=not args.no_float, download=args.download,
+                 neurons=args.neuron)
 
 
 if __name__ == "__main__":

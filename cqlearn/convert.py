@@ -5,10 +5,12 @@
 3. What follows the last CQ (flatten, pooling, the last Linear) is the non-spiking readout.
 Dropout and Identity are dropped; anything the SNN cannot express raises a ValueError that names it.
 """
+import warnings
+
 from torch import nn
 
 from .fold import BATCHNORMS, flatten, fold_batchnorm
-from .neuron import check_encoding, check_timesteps
+from .neuron import check_encoding, check_neuron, check_timesteps
 from .quant import CQ
 from .snn import WEIGHTED, SpikingLayer, SpikingNetwork
 
@@ -33,11 +35,22 @@ def _why_not(i, layer):
     return ValueError(f"cannot convert layer {i} ({name}): {fix}.")
 
 
+def _custom_forward(model):
+    """The first nn.Sequential in `model` (itself included) whose class overrides forward, or None."""
+    chains = [m for m in model.modules() if isinstance(m, nn.Sequential)]
+    return next((m for m in chains if type(m).forward is not nn.Sequential.forward), None)
+
+
 def check_convertible(model):
     """Raise a ValueError naming the first layer that has no spiking counterpart."""
     if not isinstance(model, nn.Sequential):
         raise _why_not(0, model) if isinstance(model, nn.Module) else TypeError(
             f"convert needs a torch nn.Sequential, got {type(model).__name__}.")
+    custom = _custom_forward(model)
+    if custom is not None:
+        raise ValueError(f"cannot convert {type(custom).__name__}: it is an nn.Sequential with its own forward, "
+                         "which conversion would ignore (it reads the layers in order); write the model as a "
+                         "plain nn.Sequential chain.")
     layers = flatten(model)
     for i, layer in enumerate(layers):
         if not isinstance(layer, LINEAR + BATCHNORMS + DROPPED + (CQ,)):
@@ -48,12 +61,19 @@ def check_convertible(model):
                          "and fine-tune first.")
     if len({layer.mode for layer in cqs}) > 1:
         raise ValueError("the CQ layers mix 'floor' and 'round' modes; use one mode throughout.")
+    levels = sorted({layer.levels for layer in cqs})
+    if len(levels) > 1:
+        warnings.warn(f"the CQ layers mix levels {levels}: the SNN can match the CQ-CNN exactly only at "
+                      "T = levels, which one T cannot be for every layer; use one levels throughout.", stacklevel=3)
     return layers
 
 
-def convert(model, timesteps=16, encoding="spikes"):
-    """The SpikingNetwork that simulates the CQ-CNN `model` for `timesteps` steps (chapter 5)."""
-    timesteps, encoding = check_timesteps(timesteps), check_encoding(encoding)
+def convert(model, timesteps=16, encoding="spikes", neuron="if"):
+    """The SpikingNetwork that simulates the CQ-CNN `model` for `timesteps` steps (chapter 5).
+
+    neuron: "if", the paper's integrate-and-fire neuron, or "signed", which may also send -1 spikes
+    to take back a spike that later input cancels (chapter 11); its spikes are int8 in {-1, 0, +1}."""
+    timesteps, encoding, neuron = check_timesteps(timesteps), check_encoding(encoding), check_neuron(neuron)
     check_convertible(model)
     was_training = model.training
     layers = [m for m in fold_batchnorm(model.eval()) if not isinstance(m, DROPPED)]
@@ -65,7 +85,7 @@ def convert(model, timesteps=16, encoding="spikes"):
             if not synapse:
                 raise ValueError("a CQ layer follows another CQ or starts the model; every CQ needs a Conv2d, "
                                  "Linear or AvgPool2d before it.")
-            spiking.append(_spiking_layer(synapse, layer.mode))
+            spiking.append(SpikingLayer(nn.Sequential(*synapse), threshold=1.0, mode=layer.mode, neuron=neuron))
             synapse = []
         else:
             synapse.append(layer)
@@ -74,10 +94,3 @@ def convert(model, timesteps=16, encoding="spikes"):
     readout = nn.Sequential(*synapse)
     return SpikingNetwork(spiking, readout, timesteps, encoding)
 
-
-def _spiking_layer(synapse, mode):
-    if sum(isinstance(m, WEIGHTED) for m in synapse) > 1:
-        names = ", ".join(m.__class__.__name__ for m in synapse)
-        raise ValueError(f"the layers [{names}] hold two Conv2d/Linear with no CQ between them; put a CQ "
-                         "after each (every weight layer drives its own IF neurons).")
-    return SpikingLayer(nn.Sequential(*synapse), threshold=1.0, mode=mode)

@@ -9,12 +9,16 @@ in this order:
 2. the original files: MNIST and Fashion-MNIST idx files (plain or .gz) in `root/NAME/`, `root/MNIST/raw/`
    or `root/FashionMNIST/raw/` (torchvision's layout); CIFAR-10's python batches in
    `root/cifar-10-batches-py/` (torchvision's layout);
-3. with download=True, torchvision downloads them into root.
+3. with download=True, torchvision downloads them into root;
+4. CIFAR-10's test split only: the checkout's `data/cifar10-test-1000.npz` (installed with the package
+   as cqlearn/bundled/), the first 1,000 images of
+   the (shuffled) test set shipped for chapter 9, with a warning that it is a subset.
 """
 import gzip
 import numbers
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -121,6 +125,10 @@ def _digits(split):
 
 
 CHECKOUT_DATA = Path(__file__).resolve().parents[1] / "data"
+BUNDLED = Path(__file__).resolve().parent / "bundled"  # the files data/ ships, as installed from a wheel
+# shipped: chapter 9 runs without a download, from a checkout or an installed package
+CIFAR_SUBSET = next((folder / "cifar10-test-1000.npz" for folder in (CHECKOUT_DATA, BUNDLED)
+                     if (folder / "cifar10-test-1000.npz").is_file()), CHECKOUT_DATA / "cifar10-test-1000.npz")
 
 
 def data_roots(root=None):
@@ -250,6 +258,11 @@ def _read_arrays(name, split, roots, download):
         _download(name, roots[0])
         if (arrays := _read_local(name, split, roots[0])) is not None:
             return arrays
+    elif name == "cifar10" and split == "test" and CIFAR_SUBSET.is_file():
+        warnings.warn(f"the full CIFAR-10 test set is not under {roots[0].resolve()}: using the shipped subset "
+                      f"{CIFAR_SUBSET.name} (the first 1,000 test images). " + where_to_put(name, roots[0]),
+                      stacklevel=3)
+        return read_npz(CIFAR_SUBSET, split)
     searched = " or ".join(str(root.resolve()) for root in roots)
     how = "even after downloading" if download else "(downloads are off)"
     raise FileNotFoundError(f"{name} not found under {searched} {how}.\n" + where_to_put(name, roots[0]))

@@ -10,6 +10,9 @@ Energy per operation, 32-bit floating point at 45 nm (M. Horowitz, "Computing's 
 what we can do about it)", ISSCC 2014): a multiply costs 3.7 pJ and an add 0.9 pJ, so a MAC 4.6 pJ.
 
 Counted: MACs (CNN), synaptic operations (SNN, readout included), average pooling as additions in both.
+A signed neuron's -1 spike is a synaptic event like a +1 spike (it subtracts its weights): every spike
+counts. Carrying signed spikes needs hardware whose spikes hold a value, such as the graded spikes of
+Intel's Loihi 2 (an integer payload per spike); binary-spike chips would need two axons per neuron.
 With the "current" encoding the first layer receives pixels, not spikes: its current is constant, so
 it costs the CNN's MACs once. Not counted: biases, membrane updates and threshold comparisons, and
 memory traffic, which often dominates on real hardware; the ratio compares arithmetic only.
@@ -18,8 +21,6 @@ import copy
 
 import torch
 from torch import nn
-
-from .neuron import encode
 
 MAC_PJ = 4.6  # pJ per 32-bit float multiply-accumulate, 45 nm (Horowitz, ISSCC 2014)
 ADD_PJ = 0.9  # pJ per 32-bit float addition, 45 nm (Horowitz, ISSCC 2014)
@@ -98,19 +99,15 @@ def count(snn, x, seed=0):
 
     name, neurons, macs and cnn_adds (the CNN's work), input_spikes (spikes arriving over the window),
     synops (the SNN's additions), snn_macs (first layer under "current" encoding), and for spiking
-    layers spikes (fired over the window), rate (spikes per neuron per step) and sparsity (1 - rate,
-    the fraction of neuron-steps without a spike). Chapter 10."""
+    layers spikes (fired over the window, -1 spikes of signed neurons included), rate (spikes per
+    neuron per step) and sparsity (1 - rate, the fraction of neuron-steps without a spike). The input
+    spikes are the ones the simulation used (`Recording.input_counts`). Chapter 10."""
     T = snn.timesteps
     rec = snn.run(x, seed=seed)  # checks x
-    x = x.to(rec.output.device, next(snn.parameters()).dtype)
-    if snn.encoding == "current":
-        inputs = None
-    else:
-        generator = torch.Generator(device=x.device).manual_seed(seed)  # the stream snn.run draws from
-        inputs = encode(x, T, snn.encoding, generator).sum(0, dtype=x.dtype)
+    inputs = rec.input_counts  # None for "current"
     synapses = [layer.synapse for layer in snn.layers] + [snn.readout]
     rows = cnn_costs(snn, x.shape[1:])
-    for i, (row, synapse, out) in enumerate(zip(rows, synapses, rec.counts + [rec.output])):
+    for i, (row, synapse) in enumerate(zip(rows, synapses)):
         del row["shape"]
         if inputs is None:  # pixels as a constant current: one pass of MACs, no spikes in
             row.update(snn_macs=row["macs"], input_spikes=0.0, synops=0.0)
@@ -118,9 +115,10 @@ def count(snn, x, seed=0):
             row.update(snn_macs=0, input_spikes=inputs.sum().item() / len(x),
                        synops=synaptic_operations(synapse, inputs).mean().item())
         if i < len(snn.layers):
-            rate = out.sum().item() / (out.numel() * T)
-            row.update(spikes=out.sum().item() / len(x), rate=rate, sparsity=1 - rate)
-            inputs = out
+            fired = rec.fired[i]
+            rate = fired.sum().item() / (fired.numel() * T)
+            row.update(spikes=fired.sum().item() / len(x), rate=rate, sparsity=1 - rate)
+            inputs = fired
     return rows
 
 

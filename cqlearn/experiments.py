@@ -4,12 +4,15 @@
 and saves a checkpoint after every epoch (`last.pt`: weights, optimizer, stage and epoch, written
 atomically by cq.save), so an interrupted run goes on with `--resume` from the last finished epoch and
 ends with the same weights as an uninterrupted one (on a CPU, bit for bit: every epoch reseeds). On a
-GPU the data sits on the device and the forward pass runs in mixed precision (float16).
+GPU the data sits on the device and the forward pass runs in mixed precision (float16). Under torchrun both
+run on several processes (cqlearn.distributed): training with DistributedDataParallel, evaluation on
+shards of the test set; one process runs exactly as without it.
 
 `eval` converts a CQ checkpoint at each T, measures the SNN against the CQ-CNN (accuracy, prediction
 agreement, per-layer exact spike counts) with float or n-bit weights, prints the rows and appends them
 to a results file (.csv or .md).
 """
+import copy
 import datetime
 import inspect
 import json
@@ -21,7 +24,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import analysis, data, models
+from . import analysis, data, distributed, models
 from .checkpoints import load, read, save
 from .convert import convert
 from .quant import to_clamp, to_cq
@@ -31,6 +34,7 @@ from .train import batches, evaluate, predict, train_epoch
 
 STAGES = ("plain", "clamp", "cq")
 OPTIMIZERS = ("adam", "sgd")
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -114,8 +118,25 @@ def _optimizer(model, lr, weight_decay, steps, state=None, kind="adam"):
     return optimizer, schedule
 
 
+def pick_precision(device, precision=None, amp=None):
+    """The training precision, "fp32", "bf16" or "fp16" (torch.autocast; the weights stay float32 and
+    evaluation rounds the CQ staircase in float64). Default: fp16 on a GPU, fp32 on the CPU. amp=True,
+    the older switch, is bf16 on the CPU and fp16 on a GPU; amp=False is fp32."""
+    if precision is None:
+        use_amp = device.type == "cuda" if amp is None else amp
+        precision = ("fp16" if device.type == "cuda" else "bf16") if use_amp else "fp32"
+    elif amp is not None and amp != (precision != "fp32"):
+        raise ValueError(f"--{'' if amp else 'no-'}amp contradicts --precision {precision}; pass --precision alone.")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}.")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("fp16 training is for GPUs (it needs loss scaling, and CPUs compute bfloat16 faster); "
+                         "pass --precision bf16 on the CPU.")
+    return precision
+
+
 def train_run(out, config, root=None, download=False, device=None, amp=None, resume=False, progress=True,
-              on_epoch=None, log=print, command=None):
+              on_epoch=None, log=print, command=None, precision=None):
     """The staged recipe of `config` (a TrainConfig) with a checkpoint after every epoch in `out`
     (chapter 9). Returns a summary dict.
 
@@ -124,9 +145,13 @@ def train_run(out, config, root=None, download=False, device=None, amp=None, res
     out/{dataset}_{model}_cq{levels}.pt  the final CQ-CNN with its metadata (what `cqlearn eval` takes)
     config.init lets one plain network be fine-tuned into CQ twins with other levels or modes (0 plain
     epochs). on_epoch(stage, epoch) is called after each saved epoch; `command` (the CLI's arguments) is
-    stored in the metadata; download=True lets torchvision fetch the dataset."""
+    stored in the metadata; download=True lets torchvision fetch the dataset. precision: "fp32", "bf16" or
+    "fp16" (pick_precision; `amp` is the older switch for it). Under torchrun it trains with
+    DistributedDataParallel, and rank 0 alone logs and writes."""
     out, device, c = Path(out), pick_device(device), config
-    amp = device.type == "cuda" if amp is None else amp
+    if not distributed.is_main():
+        log, progress = (lambda *args: None), False
+    precision = pick_precision(device, precision, amp)
     plan = dict(zip(STAGES, c.epochs))
     train_set = data.load(c.dataset, "train", root=root, download=download, limit=c.limit, augment=c.augment)
     train_set, test_set = train_set.to(device), data.load(c.dataset, "test", root=root, limit=c.test_limit)
@@ -146,9 +171,9 @@ def train_run(out, config, root=None, download=False, device=None, amp=None, res
     if state:
         model = load(last)  # the model of the stage it was in, activations included
         first = STAGES.index(state["stage"]) + (1 if state["finished"] else 0)
-    steps_per_epoch = math.ceil(len(train_set) / c.batch_size)
+    steps_per_epoch = distributed.steps(len(train_set), c.batch_size)
     log(f"{c.model} on {c.dataset} ({len(train_set)} train, {len(test_set)} test images), {device}"
-        f"{', mixed precision' if amp else ''}; epochs {plan}")
+        f"{'' if precision == 'fp32' else ', ' + precision + ' autocast'}; epochs {plan}")
     for s, stage in enumerate(STAGES):
         if s < first or not plan[stage]:
             continue
@@ -158,17 +183,20 @@ def train_run(out, config, root=None, download=False, device=None, amp=None, res
         if partial is None:
             model = _twin(model, stage, c.levels, c.mode)
         model.to(device, memory_format=torch.channels_last)  # faster convolutions on CPUs and GPUs
+        net = distributed.wrap(model, device)  # DistributedDataParallel under torchrun, else the model
         opt, schedule = _optimizer(model, c.lr, c.weight_decay, plan[stage] * steps_per_epoch, partial,
                                    c.optimizer)
-        scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
+        scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         for epoch in range(partial["epoch"] if partial else 0, plan[stage]):
             start = time.perf_counter()
-            seed = c.seed + 1000 * s + epoch  # shuffling, augmentation and dropout: the same after a resume
-            torch.manual_seed(seed)
-            loader = tqdm(batches(train_set, c.batch_size, shuffle=True, seed=seed, device=device),
+            # augmentation and dropout: the same after a resume, their own in each process under torchrun
+            torch.manual_seed(c.seed + 1000 * s + epoch + 10**6 * distributed.rank())
+            order = distributed.sampler(train_set, c.seed + 1000 * s, epoch)  # one process: randperm(seed + ...)
+            loader = tqdm(batches(train_set, distributed.local_batch(c.batch_size), device=device, order=order),
                           desc=f"{stage} {epoch + 1}", total=steps_per_epoch, disable=not progress, leave=False,
                           mininterval=10)
-            loss, train_acc = train_epoch(model, loader, opt, schedule, scaler if scaler.is_enabled() else None, amp)
+            loss, train_acc = train_epoch(net, loader, opt, schedule, scaler if scaler.is_enabled() else None,
+                                          PRECISIONS[precision])
             finished = epoch + 1 == plan[stage]
             if finished:  # the saved layout, as `cqlearn eval` reads it: channels-last sums in another order,
                 model.to(memory_format=torch.contiguous_format)  # which can move a value across a CQ level
@@ -178,9 +206,11 @@ def train_run(out, config, root=None, download=False, device=None, amp=None, res
             if finished:  # the stage's model first, so that last.pt never points past a missing file
                 results[stage] = test_acc
                 name = final_name(c) if stage == "cq" else f"{stage}.pt"
-                save(model, out / name, **_meta(c, stage, results, history, amp, command))
-            save(model, last, stage=stage, epoch=epoch + 1, finished=finished, config=asdict(c), history=history,
-                 results=results, optimizer=opt.state_dict(), schedule=schedule.state_dict())
+                if distributed.is_main():
+                    save(model, out / name, **_meta(c, stage, results, history, precision, command))
+            if distributed.is_main():
+                save(model, last, stage=stage, epoch=epoch + 1, finished=finished, config=asdict(c), history=history,
+                     results=results, optimizer=opt.state_dict(), schedule=schedule.state_dict())
             log(f"{stage} epoch {epoch + 1}/{plan[stage]}: loss {loss:.4f}, train {100 * train_acc:.2f} %, "
                 f"test {100 * test_acc:.2f} % ({time.perf_counter() - start:.0f} s)")
             if on_epoch is not None:
@@ -210,26 +240,31 @@ def final_name(config):
     return f"{config.dataset}_{config.model}_cq{config.levels}.pt"
 
 
-def _meta(config, stage, results, history, amp, command):
+def _meta(config, stage, results, history, precision, command):
     return {"dataset": config.dataset, "model_name": config.model, "stage": stage, "levels": config.levels,
             "mode": config.mode, "timesteps": config.levels, "encoding": "spikes",
             "accuracy": results[stage], "plain_accuracy": results.get("plain"),
             "clamp_accuracy": results.get("clamp"), "epochs": config.epochs, "seed": config.seed,
             "train_images": config.limit, "test_images": config.test_limit, "augment": config.augment,
-            "history": history, "trained_on": machine() + (" (mixed precision)" if amp else ""),
+            "history": history, "trained_on": machine() + ("" if precision == "fp32" else f" ({precision} autocast)")
+            + (f", {distributed.world_size()} processes (torchrun)" if distributed.world_size() > 1 else ""),
             "date": datetime.date.today().isoformat(), "command": command_line(command)}
 
 
-def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_images=1000, progress=False, desc="SNN"):
+def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_x=None, progress=False, desc="SNN",
+            predicted=None):
     """SNN accuracy, agreement with the CQ-CNN's predictions and per-layer exact spike counts (on the
-    first `layer_images` images, via analysis.layer_agreement), in one dict."""
+    images `layer_x`, via analysis.layer_agreement), in one dict. `predicted`: the SNN's predictions when
+    already known (analysis.predict_every_timestep). Under torchrun, test_set and cq_predictions are this
+    process's shard and the fractions are over all processes."""
     device = next(snn.parameters()).device
-    predicted, cq_predictions = predict(snn, test_set, batch_size, device, progress, desc), cq_predictions.cpu()
-    row = {"snn": (predicted == test_set.labels).float().mean().item(),
-           "agreement": (predicted == cq_predictions).float().mean().item()}
-    if layer_images:
-        x = test_set.images[:layer_images].to(device)
-        layers = analysis.layer_agreement(model, snn, x, batch_size)
+    cq_predictions = cq_predictions.cpu()
+    if predicted is None:
+        predicted = predict(snn, test_set, batch_size, device, progress, desc)
+    row = {"snn": distributed.fraction(predicted == test_set.labels),
+           "agreement": distributed.fraction(predicted == cq_predictions)}
+    if layer_x is not None:
+        layers = analysis.layer_agreement(model, snn, layer_x.to(device), batch_size)
         row["layer_exact"] = " / ".join(f"{100 * layer['exact']:.1f}" for layer in layers)
     return row
 
@@ -237,11 +272,12 @@ def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_images=1
 def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_bits=(), readout=True,
              dataset=None, limit=None, layer_images=1000, batch_size=250, results=None, record=False, root=None,
              device=None, progress=True, log=print, command=None, baseline=None, percentiles=(99.9,),
-             calibration=1000, figure=None, float_weights=True, download=False):
+             calibration=1000, figure=None, float_weights=True, download=False, neurons=("if",)):
     """Rows comparing CNN, CQ-CNN and the SNN at each T (float weights, then each n in weight_bits), printed
     and appended to `results` (.csv, or a markdown table otherwise). record=True writes the SNN
     accuracies into the checkpoint's metadata. Returns the rows. float_weights=False skips the
-    float-weight rows (when only the n-bit rows are still to be measured).
+    float-weight rows (when only the n-bit rows are still to be measured). neurons: "if" and/or "signed"
+    (cq.convert's neuron), a row each.
 
     baseline: a plain ReLU checkpoint to convert naively as well (cqlearn.baseline.normalise, scales
     from each of `percentiles` of the activations on `calibration` training images; 100 is the max), a
@@ -257,14 +293,21 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
         raise ValueError(f"cannot draw the figure into {figure}: choose a file name ending in "
                          f"{', '.join(FIGURE_FORMATS)}.")
     device = pick_device(device)
+    if not distributed.is_main():  # under torchrun, rank 0 alone logs and writes
+        log, progress, results, record, figure = (lambda *args: None), False, None, False, None
     model = load(checkpoint).to(device)
     meta = dict(model.meta)
     dataset = dataset or meta.get("dataset")
     if dataset is None:
         raise ValueError(f"{checkpoint} does not say which dataset it was trained on; pass --dataset.")
     test_set = data.load(dataset, "test", root=root, download=download, limit=limit)
-    cq_predictions = predict(model, test_set, batch_size, device)
-    cq_accuracy = (cq_predictions == test_set.labels).float().mean().item()
+    shard = distributed.shard(test_set, batch_size)  # whole batches; the test set itself for one process
+    if math.ceil(len(test_set) / batch_size) < distributed.world_size():
+        raise ValueError(f"{len(test_set)} test images make fewer batches of {batch_size} than there are "
+                         f"processes ({distributed.world_size()}); pass a smaller --batch-size.")
+    layer_x = test_set.images[:layer_images] if layer_images and distributed.is_main() else None
+    cq_predictions = predict(model, shard, batch_size, device)
+    cq_accuracy = distributed.fraction(cq_predictions == shard.labels)
     levels = next((m.levels for m in model.modules() if hasattr(m, "levels")), meta.get("levels"))
     base = {"date": datetime.date.today().isoformat(), "dataset": dataset, "network": "CQ",
             "model": (getattr(model, "arch", None) or {}).get("name", "?"), "levels": levels,
@@ -273,8 +316,8 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
     if baseline:
         from . import baseline as naive
         plain = load(baseline).to(device)
-        plain_predictions = predict(plain, test_set, batch_size, device)
-        base["cnn"] = plain_accuracy = (plain_predictions == test_set.labels).float().mean().item()
+        plain_predictions = predict(plain, shard, batch_size, device)
+        base["cnn"] = plain_accuracy = distributed.fraction(plain_predictions == shard.labels)
         images = data.load(dataset, "train", root=root, limit=calibration).images.to(device)
     elif (dataset, limit) == (meta.get("dataset"), meta.get("test_images")):  # the images it was measured on
         base["cnn"] = meta.get("plain_accuracy")
@@ -291,25 +334,31 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
         if record and row["network"] == "CQ":
             record_in_checkpoint(checkpoint, model, meta, [row])
 
-    for encoding in encodings:
+    for neuron, encoding in [(n, e) for n in neurons for e in encodings]:
+        snn = convert(model, max(timesteps), encoding, neuron).to(device)  # one simulation per precision: every T
+        nets = {bits: snn if bits is None else snn.with_weight_bits(bits, readout=readout) for bits in precisions}
+        predicted = {bits: analysis.predict_every_timestep(net, shard, timesteps, batch_size, progress,
+                                                           f"{neuron} {encoding} T<={max(timesteps)} {bits or 32}-bit")
+                     for bits, net in nets.items()}
         for T in timesteps:
-            snn = convert(model, T, encoding).to(device)
-            for bits in precisions:
-                net = snn if bits is None else snn.with_weight_bits(bits, readout=readout)
+            for bits, net in nets.items():
                 start = time.perf_counter()
-                row = {**base, "encoding": encoding, "timesteps": T,
+                at_T = copy.copy(net)  # the same layers, read out after T steps
+                at_T.timesteps = T
+                row = {**base, "neuron": neuron, "encoding": encoding, "timesteps": T,
                        "weights": "float32" if bits is None else f"{bits}-bit", "weight_bits": bits,
                        "readout": "float32" if bits is None or not readout else f"{bits}-bit",
-                       **snn_row(model, net, test_set, cq_predictions, batch_size, layer_images, progress,
-                                 f"{encoding} T={T} {bits or 32}-bit")}
+                       **snn_row(model, at_T, shard, cq_predictions, batch_size, layer_x, progress,
+                                 predicted=predicted[bits][T])}
                 add({**row, "snn_minus_converted": row["snn"] - cq_accuracy}, start)
-            for percentile in percentiles if baseline else ():
+            for percentile in percentiles if baseline and neuron == neurons[0] else ():  # IF, once per encoding
                 start = time.perf_counter()
                 net = naive.normalise(plain, images, T, encoding, percentile).to(device)
                 row = {**base, "network": baseline_name(percentile), "levels": "-", "cq_cnn": None,
-                       "cnn": plain_accuracy, "checkpoint": str(baseline), "encoding": encoding, "timesteps": T,
+                       "cnn": plain_accuracy, "checkpoint": str(baseline), "neuron": "if", "encoding": encoding, "timesteps": T,
                        "weights": "float32", "readout": "float32",
-                       **snn_row(plain, net, test_set, plain_predictions, batch_size, 0, progress, f"baseline T={T}")}
+                       **snn_row(plain, net, shard, plain_predictions, batch_size, None, progress,
+                                 f"baseline T={T}")}
                 add({**row, "snn_minus_converted": row["snn"] - plain_accuracy}, start)
     if results:
         log(f"appended {len(rows)} rows to {results}")

@@ -23,18 +23,42 @@ def staircase(levels=16, mode="floor", ax=None):
     return ax
 
 
-def raster(spikes, ax=None, max_neurons=200, title="Spike raster"):
+def raster_neurons(spikes, max_neurons=64):
+    """Which neurons a raster of one image shows (chapter 6): flat indices into spikes (T, ...), most
+    active first. Silent neurons are left out. When more than max_neurons fire, they are picked in
+    rounds, one neuron of each spike count present per round (lowest index first), so every rate
+    present is shown about equally often; the busiest neurons alone would all fire every step."""
+    counts = spikes.reshape(spikes.shape[0], -1).sum(0)
+    firing = torch.nonzero(counts > 0).flatten()
+    if len(firing) > max_neurons:
+        grouped = firing[counts[firing].argsort(stable=True)]  # by count, index order inside a count
+        _, group, sizes = torch.unique_consecutive(counts[grouped], return_inverse=True, return_counts=True)
+        rank = torch.arange(len(grouped)) - (sizes.cumsum(0) - sizes)[group]  # place within its count
+        top = int(counts.max())
+        by_round = (rank * (top + 1) + top - counts[grouped]).argsort(stable=True)  # round, then busiest
+        firing = grouped[by_round[:max_neurons]]
+    return firing[counts[firing].argsort(descending=True, stable=True)]
+
+
+def raster_points(spikes):
+    """The raster of one image (chapter 6): (steps, neurons), the step (1..T) and flat neuron index of
+    every spike of spikes (T, ...), in time order and, within a step, by neuron."""
+    steps, neurons = torch.nonzero(spikes.reshape(spikes.shape[0], -1), as_tuple=True)
+    return steps + 1, neurons
+
+
+def raster(spikes, ax=None, max_neurons=64, title="Spike raster"):
     """Dots at (step, neuron) for every spike. spikes: (T, ...) for one image; neurons are flattened
-    and at most max_neurons of the most active are shown (chapter 6)."""
+    and at most max_neurons firing ones are shown, picked across the rates by `raster_neurons`
+    (chapter 6)."""
     ax = _axes(ax)
     s = spikes.reshape(spikes.shape[0], -1).bool()
-    if s.shape[1] > max_neurons:
-        keep = s.sum(0).argsort(descending=True)[:max_neurons].sort().values
-        s = s[:, keep]
-    t, n = torch.nonzero(s, as_tuple=True)
-    ax.scatter(t + 1, n, s=4, marker="|", color="k", linewidths=0.8)
-    ax.set(title=title, xlabel="time step t", ylabel="neuron", xlim=(0.5, spikes.shape[0] + 0.5),
-           ylim=(-1, s.shape[1]))
+    shown = raster_neurons(s, max_neurons)
+    t, n = raster_points(s[:, shown])
+    ax.vlines(t, n - 0.35, n + 0.35, color="k", lw=0.8)  # 70 % of a row: the rows stay apart
+    picked = "all firing neurons" if len(shown) == int(s.any(0).sum()) else "picked across the rates"
+    ax.set(title=title, xlabel="time step t", ylabel=f"neuron ({len(shown)} of {s.shape[1]}: {picked})",
+           xlim=(0.5, spikes.shape[0] + 0.5), ylim=(-0.5, max(len(shown), 1) - 0.5))
     return ax
 
 
@@ -66,13 +90,14 @@ def activation_vs_rate(activation, rate, ax=None, title="CQ-CNN activation again
     return ax
 
 
-def accuracy_curves(curves, xlabel, reference=None, reference_label="reference", ax=None, title=None):
+def accuracy_curves(curves, xlabel, reference=None, reference_label="reference", ax=None, title=None, colors=None):
     """curves: {label: {x: accuracy}} on a log2 x axis with a tick at every x, plus an optional
-    horizontal reference line; accuracies in [0, 1], drawn in %."""
+    horizontal reference line; accuracies in [0, 1], drawn in %. colors: {label: color}, so that a
+    network keeps its colour from figure to figure (default: matplotlib's cycle)."""
     ax = _axes(ax)
     for label, points in curves.items():
         xs = sorted(points)
-        ax.plot(xs, [100 * points[x] for x in xs], "o-", label=label)
+        ax.plot(xs, [100 * points[x] for x in xs], "o-", label=label, color=(colors or {}).get(label))
     if reference is not None:
         ax.axhline(100 * reference, color="k", ls="--", lw=1, label=f"{reference_label} {100 * reference:.2f} %")
     ax.set_xscale("log", base=2)
@@ -84,6 +109,6 @@ def accuracy_curves(curves, xlabel, reference=None, reference_label="reference",
     return ax
 
 
-def accuracy_vs_timesteps(curves, reference=None, ax=None, title="SNN accuracy against time steps"):
+def accuracy_vs_timesteps(curves, reference=None, ax=None, title="SNN accuracy against time steps", colors=None):
     """curves: {label: {T: accuracy}}; reference: the CQ-CNN accuracy as a horizontal line (chapter 7)."""
-    return accuracy_curves(curves, "time steps T", reference, "CQ-CNN", ax, title)
+    return accuracy_curves(curves, "time steps T", reference, "CQ-CNN", ax, title, colors)

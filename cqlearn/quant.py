@@ -9,6 +9,7 @@ the number of steps, so it takes one of a few evenly spaced values.
 The backward pass is straight-through inside [0, 1] and zero outside (chapter 2).
 """
 import copy
+import math
 
 import torch
 from torch import nn
@@ -21,12 +22,16 @@ MODES = ("floor", "round")
 TOLERANCE = 1e-4
 
 
+MAX_LEVELS = 2**16  # more steps than float32 activations can tell apart near 1
+
+
 def check_levels(levels):
-    """Return `levels` as an int, or raise a ValueError that says what a valid value is."""
-    if isinstance(levels, bool) or not isinstance(levels, (int, float)) or levels != int(levels) or levels < 1:
+    """Return `levels` as an int (16 and 16.0 alike), or raise a ValueError that says what a valid value is."""
+    number = not isinstance(levels, bool) and isinstance(levels, (int, float)) and math.isfinite(levels)
+    if not number or levels != int(levels) or not 1 <= levels <= MAX_LEVELS:
         raise ValueError(
-            f"levels must be a whole number >= 1 (the number of steps of the CQ staircase), got {levels!r}; "
-            "the paper and this book use levels=16."
+            f"levels must be a whole number >= 1 and <= {MAX_LEVELS} (the number of steps of the CQ staircase), "
+            f"got {levels!r}; the paper and this book use levels=16."
         )
     return int(levels)
 

@@ -38,7 +38,7 @@ def command_line(argv):
     return None if argv is None else "cqlearn " + " ".join(shlex.quote(a) for a in argv)
 
 
-COLUMNS = ["date", "dataset", "model", "network", "levels", "encoding", "timesteps", "weights", "readout", "images",
+COLUMNS = ["date", "dataset", "model", "network", "levels", "neuron", "encoding", "timesteps", "weights", "readout", "images",
            "cnn", "cq_cnn", "snn", "snn_minus_converted", "agreement", "layer_exact", "machine", "command", "checkpoint"]
 
 
@@ -78,7 +78,7 @@ def _pct(value, signed=False):
 
 
 def format_row(row):
-    return (f"{row['dataset']} {row['model']} {row['network']} L={row['levels']} {row['encoding']} "
+    return (f"{row['dataset']} {row['model']} {row['network']} L={row['levels']} {row.get('neuron', 'if')} {row['encoding']} "
             f"T={row['timesteps']} weights {row['weights']} (readout {row['readout']}), {row['images']} images: "
             f"CNN {_pct(row['cnn'])} %, CQ-CNN {_pct(row['cq_cnn'])} %, SNN {_pct(row['snn'])} % "
             f"({_pct(row['snn_minus_converted'], True)} points against the network converted), "
@@ -113,7 +113,8 @@ def markdown_row(row):
 
 def record_in_checkpoint(path, model, meta, rows):
     """Store the rows' SNN accuracies in the checkpoint's metadata (atomically, through cq.save):
-    snn_accuracy[encoding][T] for float weights, weight_bits_accuracy[encoding][T][bits], each with the
+    snn_accuracy[encoding][T] for float weights, weight_bits_accuracy[encoding][T][bits] (the key is
+    "ENCODING signed" for the signed neuron's rows), each with the
     number of test images in snn_images / weight_bits_images. The metadata is read again just before
     saving, so that evaluations run side by side add to it; a value measured on fewer images never
     replaces one measured on more."""
@@ -127,7 +128,8 @@ def _record(path, model, meta, rows):
         values = meta.setdefault("snn_accuracy" if float_weights else "weight_bits_accuracy", {})
         images = meta.setdefault("snn_images" if float_weights else "weight_bits_images", {})
         key = row["timesteps"] if float_weights else row["weight_bits"]
-        values, images = values.setdefault(row["encoding"], {}), images.setdefault(row["encoding"], {})
+        encoding = row["encoding"] + ("" if row.get("neuron", "if") == "if" else f" {row['neuron']}")  # "spikes signed"
+        values, images = values.setdefault(encoding, {}), images.setdefault(encoding, {})
         if not float_weights:
             values, images = values.setdefault(row["timesteps"], {}), images.setdefault(row["timesteps"], {})
         if row["images"] >= images.get(key, 0):

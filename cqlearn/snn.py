@@ -4,72 +4,62 @@ A SpikingLayer is a synapse (the folded Conv2d or Linear, or an AvgPool2d) follo
 The readout does not spike; it returns the mean of its input current over the window, W * rate + b,
 the CNN's logits when rates match.
 
-How the simulation is organised (it gives the same spikes whatever the organisation). No layer feeds
-back, so a layer only needs its input spikes in time order. The network runs in windows of `chunk`
-steps: each synapse takes all the steps of a window in one call (a Conv2d on chunk * B images), then
-its IF neurons scan the window step by step (vectorised over all neurons) and the spikes go on to the
-next layer. chunk = 1 is the step-by-step loop of SNN libraries, chunk = T is layer by layer; by
-default a window holds up to 256 images and 32 MB (`memory.WINDOW`, measured). With the "current"
-encoding the first layer's input current is computed once and its spikes come from the closed form
-(chapter 3). Memory is the potentials, the counts and one window per layer, plus whatever is recorded;
-batches larger than `max_memory` allows are simulated in pieces (`SpikingNetwork.plan`, cqlearn.memory).
+`run_stepwise` is the method's definition, one step at a time. `run` is its optimisation, the same
+spikes computed in windows: no layer feeds back, so a layer only needs its input spikes in time order.
+Each synapse takes all the steps of a window in one call (a Conv2d on window * B images), then its
+neurons scan the window step by step (`neuron.if_step`, vectorised over all neurons) and the spikes go
+on to the next layer. With the "current" encoding the first layer's input current is computed once
+and its spikes come from the closed form (chapter 3). Batches larger than `max_memory` allows are
+simulated in pieces of images; `memory.plan` sizes pieces and windows.
 """
 import copy
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from . import memory
-from .neuron import (check_encoding, check_timesteps, constant_current_window, encode,
+from .neuron import (check_encoding, check_neuron, check_timesteps, constant_current_window, encode, if_step,
                      initial_potential)
-from .quant import TOLERANCE, check_mode, quantize_tensor
+from .quant import check_mode, quantize_tensor
+from .recording import Recording, kept_shapes, select
 
 WEIGHTED = (nn.Conv2d, nn.Linear)
+IMAGE_LAYERS = (nn.Conv2d, nn.AvgPool2d)  # a first synapse that starts with one of these takes (B, C, H, W)
 
 
 class SpikingLayer(nn.Module):
-    """Synapse followed by integrate-and-fire neurons with a threshold (1 unless weights were scaled)."""
+    """Synapse followed by integrate-and-fire neurons with a threshold (1 unless weights were scaled).
 
-    def __init__(self, synapse, threshold=1.0, mode="floor"):
+    The synapse holds at most one weighted op (Conv2d or Linear), `weighted`: every weight layer
+    drives its own neurons. neuron: "if" (the paper's) or "signed" (chapter 11)."""
+
+    def __init__(self, synapse, threshold=1.0, mode="floor", neuron="if"):
         super().__init__()
+        weighted = [m for m in synapse if isinstance(m, WEIGHTED)]
+        if len(weighted) > 1:
+            names = ", ".join(m.__class__.__name__ for m in synapse)
+            raise ValueError(f"the layers [{names}] hold two Conv2d/Linear with no CQ between them; put a CQ "
+                             "after each (every weight layer drives its own IF neurons).")
         self.synapse = synapse
         self.threshold = float(threshold)
         self.mode = check_mode(mode)
+        self.neuron = check_neuron(neuron)
+
+    @property
+    def weighted(self):
+        """The synapse's Conv2d or Linear, or None (average pooling)."""
+        return next((m for m in self.synapse if isinstance(m, WEIGHTED)), None)
 
     @property
     def v_init(self):
         return initial_potential(self.threshold, self.mode)
 
+    def step(self, v, current, count, out=None):
+        """One step of this layer's neurons (`neuron.if_step`), in place on v and count."""
+        return if_step(v, current, self.threshold, signed=self.neuron == "signed", count=count, out=out)
+
     def extra_repr(self):
-        return f"threshold={self.threshold:g}, mode={self.mode!r}"
-
-
-@dataclass
-class Recording:
-    """What `SpikingNetwork.run` returns.
-
-    output:   (B, classes) readout logits.
-    counts:   per spiking layer, (B, ...) spikes fired over the window, always kept.
-    spikes:   per spiking layer, (T, B, ...) bool, or None when not recorded.
-    membrane: per spiking layer, (T, B, ...) potential after reset at each step, or None; (T, B, k)
-              or (T, B, <indexed shape>) when only some neurons were asked for.
-    """
-    output: torch.Tensor
-    counts: list
-    spikes: list = field(default=None)
-    membrane: list = field(default=None)
-
-
-def select(v, neurons, lead=1):
-    """The chosen neurons of v, whose first `lead` dims are (time and) batch: a tuple indexes the
-    per-image dims, e.g. (3, slice(None), 4); a list or tensor picks flat indices into them."""
-    if neurons is None:
-        return v
-    if isinstance(neurons, tuple):
-        return v[(slice(None),) * lead + neurons]
-    index = torch.as_tensor(neurons, dtype=torch.long, device=v.device).flatten()
-    return v.flatten(lead).index_select(lead, index)
+        return f"threshold={self.threshold:g}, mode={self.mode!r}, neuron={self.neuron!r}"
 
 
 class SpikingNetwork(nn.Module):
@@ -85,141 +75,148 @@ class SpikingNetwork(nn.Module):
         self.readout = readout
         self.timesteps = check_timesteps(timesteps)
         self.encoding = check_encoding(encoding)
-        self.max_memory = max_memory
+        self.max_memory = memory.check_max_memory(max_memory)
         self.chunk = chunk
 
     def forward(self, x):
         return self.run(x).output
 
-    def run(self, x, record=False, membrane=None, seed=0):
-        """Simulate the batch x (images in [0, 1]) for `self.timesteps` steps.
+    @torch.no_grad()
+    def run_stepwise(self, x, record=False, seed=0, all_timesteps=False):
+        """The method's definition, one step at a time (chapters 5 and 6): each step, encode the input,
+        then for every layer the synapse's current, one `neuron.if_step`, and the spikes on to the next
+        layer; the readout is W * (counts / T) + b. Returns the Recording `run` returns (record=True
+        keeps every spike and potential). `run` computes the same spikes faster."""
+        x, T = self._check_input(x), self.timesteps
+        v, counts, fired, spikes, membrane = ([None] * len(self.layers) for _ in range(5))
+        outputs, input_counts = [], torch.zeros_like(x)
+        for t in range(T):
+            h = encode(x, 1, self.encoding, seed, start=t)[0].to(x.dtype)
+            input_counts += h
+            for i, layer in enumerate(self.layers):
+                current = layer.synapse(h)
+                if v[i] is None:
+                    v[i] = torch.full_like(current, layer.v_init)
+                    counts[i], fired[i] = torch.zeros_like(current), torch.zeros_like(current)
+                    spikes[i], membrane[i] = [], []
+                s = layer.step(v[i], current, counts[i])
+                fired[i] += s != 0
+                if record:
+                    spikes[i].append(s)
+                    membrane[i].append(v[i].clone())
+                h = s.to(x.dtype)
+            outputs.append(self.readout(counts[-1] / (t + 1)))
+        return Recording(outputs[-1], counts, [torch.stack(s) for s in spikes] if record else None,
+                         [torch.stack(m) if record else None for m in membrane],
+                         torch.stack(outputs) if all_timesteps else None,
+                         None if self.encoding == "current" else input_counts, fired)
 
-        record=True keeps every layer's spikes (bool); membrane lists the layers whose potentials to
-        keep (default: all when recording, none otherwise), or maps layers to the neurons to keep,
-        {layer: [flat indices]} or {layer: (channel, row, column)}, e.g. {0: [5, 17]}. Batches larger
-        than `max_memory` bytes allow are simulated in pieces. `seed` fixes the "poisson" encoding."""
+    def run(self, x, record=False, membrane=None, seed=0, all_timesteps=False):
+        """Simulate the batch x (images in [0, 1]) for `self.timesteps` steps: `run_stepwise`'s spikes,
+        computed in windows of steps and pieces of the batch.
+
+        record=True keeps every layer's spikes; membrane lists the layers whose potentials to keep
+        (default: all when recording, none otherwise), or maps layers to the neurons to keep,
+        {layer: [flat indices]} or {layer: (channel, row, column)}, e.g. {0: [5, 17]}.
+        all_timesteps=True adds `outputs`, the output at every T <= timesteps, from this one run.
+        `seed` fixes the "poisson" encoding. See `Recording` for what comes back."""
         x = self._check_input(x)
-        keep = self._membrane_choice(membrane, record)
-        generator = torch.Generator(device=x.device).manual_seed(seed)
-        shapes = self._shapes(x)
-        rec = self._recording(x, record, keep, shapes)
-        footprint = self.footprint(x, keep, record, shapes)
-        piece, window = memory.plan(footprint, len(x), self.timesteps, record, self.max_memory, self.chunk)
-        outputs = [self._simulate(x, slice(start, start + piece), window, rec, keep, generator, shapes)
-                   for start in range(0, len(x), piece)] or [self.readout(rec.counts[-1])]  # or no images
+        plan = memory.plan(self, x, record, membrane, all_timesteps)
+        rec = self._recording(x, record, all_timesteps, plan)
+        outputs = [self._simulate(x, slice(start, start + plan.piece), plan.window, rec, plan.keep, seed)
+                   for start in range(0, len(x), plan.piece)] or [self.readout(rec.counts[-1])]  # or no images
         rec.output = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
         return rec
-
-    def _membrane_choice(self, membrane, record):
-        """{layer: neurons (None for all)} from run's `membrane` argument."""
-        layers = range(len(self.layers))
-        if membrane is None:
-            keep = dict.fromkeys(layers if record else ())
-        elif isinstance(membrane, dict):
-            keep = dict(membrane)
-        else:
-            keep = dict.fromkeys(membrane)
-        if not set(keep) <= set(layers):
-            raise ValueError(f"membrane lists layers {sorted(keep)}, but the network has layers 0..{len(layers) - 1}.")
-        return keep
 
     def _check_input(self, x):
         if not torch.is_tensor(x) or x.dim() < 2:
             raise TypeError(f"expected a batch of images as a tensor of shape (B, C, H, W), got {type(x).__name__}.")
-        if x.numel() and (x.min() < 0 or x.max() > 1):
+        first = next((m for m in self.layers[0].synapse if not isinstance(m, nn.Dropout)), None)
+        if isinstance(first, IMAGE_LAYERS) and x.dim() != 4:
+            raise ValueError(f"expected a batch of images of shape (B, C, H, W), got shape {tuple(x.shape)}; "
+                             "for one image pass x[None] (a batch of one).")
+        if isinstance(first, nn.Conv2d) and x.shape[1] != first.in_channels:
+            raise ValueError(f"expected images with {first.in_channels} channels, shape (B, {first.in_channels}, "
+                             f"H, W), got shape {tuple(x.shape)}; channels come before height and width (NCHW).")
+        if x.numel() and not (torch.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
+            found = (f"values in [{x.min():.3g}, {x.max():.3g}]" if torch.isfinite(x).all() else
+                     f"{(~torch.isfinite(x)).sum().item()} NaN or infinite values")
             raise ValueError(f"inputs must lie in [0, 1] (pixel intensities, which the encodings turn into "
-                             f"rates), got values in [{x.min():.3g}, {x.max():.3g}]; drop mean/std "
-                             "normalisation, or fold it into the first layer.")
+                             f"rates), got {found}; drop mean/std normalisation, or fold it into the first layer.")
         parameter = next(self.parameters())
         return x.to(parameter.device, parameter.dtype)
 
     @torch.no_grad()
-    def _shapes(self, x):
-        """Each spiking layer's output shape for one image."""
+    def shapes(self, x):
+        """Each spiking layer's output shape for one image like those of x."""
         shapes, h = [], x[:1]
         for layer in self.layers:
             h = layer.synapse(h)
             shapes.append(tuple(h.shape[1:]))
         return shapes
 
-    def _kept(self, images, keep, shapes):
-        """The shape of each layer's membrane recording per step for `images` images, or None."""
-        return [None if i not in keep else
-                select(torch.empty((images, *shape), device="meta"), keep[i]).shape for i, shape in enumerate(shapes)]
-
-    def _recording(self, x, record, keep, shapes):
+    def _recording(self, x, record, all_timesteps, plan):
         """The whole batch's Recording, empty: the pieces write into it."""
-        B, T, device = len(x), self.timesteps, x.device
-        counts = [torch.zeros((B, *s), dtype=x.dtype, device=device) for s in shapes]
-        spikes = [torch.empty((T, B, *s), dtype=torch.bool, device=device) for s in shapes] if record else None
-        membrane = [None if k is None else torch.empty((T, *k), dtype=x.dtype, device=device)
-                    for k in self._kept(B, keep, shapes)]
-        return Recording(None, counts, spikes, membrane)
-
-    def footprint(self, x, membrane=None, record=False, shapes=None):
-        """What one image like those in x takes in this network (memory.Footprint); `membrane` and
-        `record` as in `run`."""
-        keep = self._membrane_choice(membrane, record)
-        shapes = shapes or self._shapes(x)
-        first = shapes[0] if self.encoding == "current" else x.shape[1:]
-        return memory.Footprint(input=x.shape[1:].numel(), layers=tuple(torch.Size(s).numel() for s in shapes),
-                                first=torch.Size(first).numel(),
-                                kept=sum(k.numel() for k in self._kept(1, keep, shapes) if k is not None),
-                                itemsize=x.element_size(), device=x.device.type)
-
-    def plan(self, x, record=False, membrane=None):
-        """(images per piece, steps per window) that `run` uses for the batch x under `max_memory`
-        (see cqlearn.memory); `chunk`, when set, fixes the window."""
-        footprint = self.footprint(x, membrane, record)
-        return memory.plan(footprint, len(x), self.timesteps, record, self.max_memory, self.chunk)
+        B, T, device, dtype = len(x), self.timesteps, x.device, x.dtype
+        counts = [torch.zeros((B, *s), dtype=dtype, device=device) for s in plan.shapes]
+        signed = [layer.neuron == "signed" for layer in self.layers]
+        spikes = [torch.empty((T, B, *s), dtype=torch.int8 if sign else torch.bool, device=device)
+                  for s, sign in zip(plan.shapes, signed)] if record else None
+        kept = kept_shapes(plan.keep, plan.shapes, B)
+        membrane = [None if k is None else torch.empty((T, *k), dtype=dtype, device=device) for k in kept]
+        classes = self.readout(counts[-1][:1]).shape[1:]
+        outputs = torch.empty((T, B, *classes), dtype=dtype, device=device) if all_timesteps else None
+        inputs = None if self.encoding == "current" else torch.zeros_like(x)
+        fired = [torch.zeros_like(c) if sign else c for c, sign in zip(counts, signed)]
+        return Recording(None, counts, spikes, membrane, outputs, inputs, fired)
 
     @torch.no_grad()
-    def _simulate(self, x, images, window, rec, keep, generator, shapes):
-        """Simulate x[images], writing its counts, spikes and potentials into `rec`; returns its output."""
-        x = x[images]
-        T, B, dtype = self.timesteps, len(x), x.dtype
-        counts = [c[images] for c in rec.counts]
+    def _simulate(self, x, images, window, rec, keep, seed):
+        """Simulate x[images] in windows of `window` steps, writing its counts, spikes and potentials into
+        `rec`; returns its output."""
+        x, T = x[images], self.timesteps
+        counts, fired = [c[images] for c in rec.counts], [f[images] for f in rec.fired]
+        v = [torch.full_like(c, layer.v_init) for layer, c in zip(self.layers, counts)]
         constant = self.layers[0].synapse(x) if self.encoding == "current" else None
-        potentials = [None if i == 0 and constant is not None else
-                      torch.full((B, *s), layer.v_init, dtype=dtype, device=x.device)
-                      for i, (layer, s) in enumerate(zip(self.layers, shapes))]
-        train = None
-        if self.encoding == "poisson" and x.device.type != "cpu":
-            train = encode(x, T, "poisson", generator)  # one draw: chunked draws differ off the CPU
-
         for start in range(0, T, window):
             steps, rows = min(window, T - start), slice(start, start + window)
+            if constant is None:
+                h = encode(x, steps, self.encoding, seed, start, images.start).to(x.dtype)
+                rec.input_counts[images] += h.sum(0)
             for i, layer in enumerate(self.layers):
                 trace = None if rec.membrane[i] is None else rec.membrane[i][rows, images]
                 if i == 0 and constant is not None:  # IF neurons under a constant current: closed form
-                    h = torch.empty((steps, *constant.shape), dtype=dtype, device=x.device)
-                    _, v = constant_current_window(constant, start, steps, layer.threshold, layer.v_init,
-                                                   trace is not None, out=h)
+                    h = torch.empty((steps, *constant.shape), dtype=x.dtype, device=x.device)
+                    _, potential = constant_current_window(constant, start, steps, layer.threshold, layer.v_init,
+                                                           trace is not None, out=h)
+                    counts[0] += h.sum(0)
                     if trace is not None:
-                        trace.copy_(select(v, keep[0], 2))
+                        trace.copy_(select(potential, keep[0], 2))
                 else:
-                    if i == 0 and self.encoding == "spikes":
-                        h = constant_current_window(x, start, steps, out=torch.empty((steps, *x.shape), dtype=dtype,
-                                                                                    device=x.device))[0]
-                    elif i == 0:
-                        h = (encode(x, steps, "poisson", generator) if train is None else train[rows]).to(dtype)
                     current = layer.synapse(h.flatten(0, 1)).contiguous()
-                    h = self._scan(current.view(steps, B, *current.shape[1:]), potentials[i], layer.threshold,
+                    h = self._scan(layer, current.view(steps, len(x), *current.shape[1:]), v[i], counts[i],
                                    trace, keep.get(i))
-                counts[i] += h.sum(0)
+                if layer.neuron == "signed":  # -1 spikes are events too
+                    fired[i] += h.abs().sum(0)
+                elif i > 0 or constant is None:  # "if" neurons: the counts, once per window
+                    counts[i] += h.sum(0)
                 if rec.spikes is not None:
                     rec.spikes[i][rows, images] = h
+            if rec.outputs is not None:  # the counts after each step of the window, read out
+                totals = h.cumsum(0)
+                totals += counts[-1] - totals[-1]
+                for k, total in enumerate(totals):
+                    rec.outputs[start + k, images] = self.readout(total / (start + k + 1))
         return self.readout(counts[-1] / T)
 
     @staticmethod
-    def _scan(currents, v, threshold, trace=None, neurons=None):
-        """IF neurons over a window of steps, in place: v is the potential, currents[k] becomes the spikes
-        of step k (0 or 1), and trace[k] the potential after reset. The same arithmetic as `if_step`."""
-        fire = threshold * (1 - TOLERANCE)
+    def _scan(layer, currents, v, count, trace=None, neurons=None):
+        """The layer's neurons over a window of steps, in place: v is the potential, currents[k] becomes the
+        spikes of step k (`SpikingLayer.step`), and trace[k] the potential after reset. The signed neuron
+        needs its net count at every step, so it updates `count`; "if" neurons leave it to the caller."""
+        count = count if layer.neuron == "signed" else None
         for k, h in enumerate(currents):
-            v += h
-            torch.ge(v, fire, out=h)
-            v.sub_(h, alpha=threshold)
+            layer.step(v, h, count, out=h)
             if trace is not None:
                 trace[k] = select(v, neurons)
         return currents
@@ -237,8 +234,8 @@ class SpikingNetwork(nn.Module):
         readout=False leaves it in full precision."""
         snn = copy.deepcopy(self)
         for layer in snn.layers:
-            weighted = [m for m in layer.synapse if isinstance(m, WEIGHTED)]
-            for m in weighted:
+            m = layer.weighted
+            if m is not None:
                 q, scale = quantize_tensor(m.weight.data, bits)
                 m.weight.data = q
                 if m.bias is not None:

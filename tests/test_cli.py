@@ -97,3 +97,31 @@ def test_a_real_command_exits_with_code_2_and_no_traceback(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.startswith("cqlearn: error: no checkpoint at")
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_eval_neuron_gives_a_row_per_neuron_that_matches_the_library(tmp_path, capsys):
+    """--neuron if signed: a row per neuron, each equal to cq.convert(..., neuron=...) on the same images,
+    with the neuron in the printed line, the results table and the checkpoint's record."""
+    checkpoint = tmp_path / "digits.pt"
+    checkpoint.write_bytes(Path(CHECKPOINT).read_bytes())
+    results = tmp_path / "results.csv"
+    main(["eval", str(checkpoint), "--neuron", "if", "signed", "--encoding", "current", "--timesteps", "8", "16",
+          "--limit", "120", "--layer-images", "40", "--results", str(results), "--record", "--no-progress"])
+    out = capsys.readouterr().out
+    assert " if current T=16 " in out and " signed current T=16 " in out
+    import csv
+    rows = list(csv.DictReader(results.open()))
+    assert [(r["neuron"], r["timesteps"]) for r in rows] == [("if", "8"), ("if", "16"), ("signed", "8"), ("signed", "16")]
+    model, test_set = cq.load(CHECKPOINT), cq.data.load("digits", "test", limit=120)
+    for row in rows:
+        snn = cq.convert(model, int(row["timesteps"]), "current", neuron=row["neuron"])
+        assert float(row["snn"]) == pytest.approx(cq.evaluate(snn, test_set))
+        assert float(row["agreement"]) == pytest.approx(cq.analysis.prediction_agreement(model, snn, test_set))
+    # T = L = 16 with the current encoding: the first layer is exact for both neurons
+    assert all(r["layer_exact"].split(" / ")[0] == "100.0" for r in rows if r["timesteps"] == "16")
+    meta = cq.load(checkpoint).meta
+    assert meta["snn_accuracy"]["current"][16] == pytest.approx(float(rows[1]["snn"]))
+    assert meta["snn_accuracy"]["current signed"][16] == pytest.approx(float(rows[3]["snn"]))
+    with pytest.raises(SystemExit):
+        main(["eval", CHECKPOINT, "--neuron", "leaky"])
+    assert "invalid choice: 'leaky'" in capsys.readouterr().err

@@ -60,10 +60,61 @@ def test_mixed_modes_are_an_error():
                                  nn.Linear(3, 2)), 8)
 
 
-@pytest.mark.parametrize("timesteps", [0, -3, 2.5, "16", None])
+@pytest.mark.parametrize("timesteps", [0, -3, 2.5, "16", None, float("nan"), float("inf"), True, 2**16 + 1])
 def test_bad_timesteps(timesteps):
-    with pytest.raises(ValueError, match="timesteps must be a whole number >= 1"):
+    with pytest.raises(ValueError, match="timesteps must be a whole number >= 1 and <= 65536"):
         cq.convert(cq_net(), timesteps)
+
+
+@pytest.mark.parametrize("levels", [0, 2.5, "16", None, float("nan"), float("inf"), -float("inf"), True, 1e9])
+def test_bad_levels_get_the_same_kind_of_message(levels):
+    with pytest.raises(ValueError, match="levels must be a whole number >= 1 and <= 65536"):
+        cq.CQ(levels)
+
+
+def test_whole_number_floats_are_accepted_alike_by_convert_and_cq():
+    assert cq.CQ(16.0).levels == 16 and cq.CQ(2**16).levels == 2**16
+    snn = cq.convert(cq_net(), 16.0)
+    assert snn.timesteps == 16 and isinstance(snn.timesteps, int)
+
+
+class Reversed(nn.Sequential):
+    def forward(self, x):
+        for layer in reversed(self):
+            x = layer(x)
+        return x
+
+
+def test_a_sequential_with_its_own_forward_is_refused():
+    with pytest.raises(ValueError, match=r"cannot convert Reversed: .*own forward.*plain nn.Sequential"):
+        cq.convert(Reversed(nn.Flatten(), nn.Linear(4, 3), cq.CQ(4), nn.Linear(3, 2)), 8)
+    inner = nn.Sequential(nn.Flatten(), Reversed(nn.Linear(4, 3)), cq.CQ(4), nn.Linear(3, 2))
+    with pytest.raises(ValueError, match="cannot convert Reversed"):
+        cq.convert(inner, 8)
+
+    class Named(nn.Sequential):  # a subclass that keeps Sequential's forward converts
+        pass
+
+    assert len(cq.convert(Named(nn.Flatten(), nn.Linear(4, 3), cq.CQ(4), nn.Linear(3, 2)), 8).layers) == 1
+
+
+def test_mixed_levels_warn_that_only_one_T_can_be_exact():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), cq.CQ(4), nn.Linear(3, 3), cq.CQ(8), nn.Linear(3, 2))
+    with pytest.warns(UserWarning, match=r"mix levels \[4, 8\].*T = levels"):
+        cq.convert(model, 8)
+
+
+def test_unknown_neuron_lists_the_choices():
+    with pytest.raises(ValueError, match="neuron must be 'if'.*or 'signed'"):
+        cq.convert(cq_net(), 8, neuron="lif")
+    assert all(layer.neuron == "signed" for layer in cq.convert(cq_net(), 8, neuron="signed").layers)
+
+
+def test_a_spiking_layer_holds_at_most_one_weighted_op():
+    with pytest.raises(ValueError, match="two Conv2d/Linear"):
+        cq.SpikingLayer(nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3)))
+    layer = cq.SpikingLayer(nn.Sequential(nn.Flatten(), nn.Linear(3, 3)))
+    assert layer.weighted is layer.synapse[1] and cq.SpikingLayer(nn.Sequential(nn.AvgPool2d(2))).weighted is None
 
 
 def test_unknown_encoding_lists_the_choices():

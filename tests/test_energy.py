@@ -73,6 +73,32 @@ def test_count_on_a_tiny_linear_net_matches_closed_forms():
     assert rows[0]["sparsity"] == pytest.approx(1 - rows[0]["rate"])
 
 
+def test_count_reads_the_input_spikes_the_simulation_used():
+    x = torch.rand(9, 1, 2, 3, generator=torch.Generator().manual_seed(3))
+    snn = cq.convert(tiny_linear(), 12, "poisson")
+    rec = snn.run(x, seed=5)
+    rows = energy.count(snn, x, seed=5)
+    assert rows[0]["input_spikes"] == pytest.approx(rec.input_counts.sum().item() / len(x))
+    assert rows[0]["synops"] == pytest.approx(5 * rec.input_counts.sum().item() / len(x))
+    snn.max_memory = 20_000  # in pieces: the same spikes, so the same count
+    assert energy.count(snn, x, seed=5) == rows
+
+
+def test_signed_spikes_each_count_as_a_synaptic_event():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 8), cq.CQ(4), nn.Linear(8, 8), cq.CQ(4), nn.Linear(8, 3)).eval()
+    with torch.no_grad():
+        model[3].weight.mul_(4)
+    x = torch.rand(16, 1, 2, 3)
+    snn = cq.convert(model, 16, "spikes", neuron="signed")
+    rec = snn.run(x, record=True)
+    events = [(s != 0).sum(0).float() for s in rec.spikes]
+    assert any((s < 0).any() for s in rec.spikes) and not torch.equal(events[1], rec.counts[1])
+    rows = energy.count(snn, x)
+    assert rows[1]["spikes"] == pytest.approx(events[1].sum().item() / len(x))
+    assert rows[2]["synops"] == pytest.approx(3 * events[1].sum().item() / len(x))  # fan-out 3, -1 included
+
+
 def test_current_encoding_pays_the_first_layer_macs_once():
     x = torch.rand(3, 1, 2, 3)
     rows = energy.count(cq.convert(tiny_linear(), 16, "current"), x)

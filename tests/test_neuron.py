@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from cqlearn.neuron import constant_current_counts, constant_current_steps, encode, if_step
+from cqlearn.neuron import constant_current_counts, constant_current_window, encode, if_step
 
 K = torch.arange(256)
 A = K.float() / 255  # every 8-bit pixel value, as float32 images hold them
@@ -41,14 +41,20 @@ def test_closed_form_equals_the_scan(T):
     assert torch.equal(scan(A, T), floor_aT(T))
 
 
-def test_closed_form_steps_match_the_scan_with_any_current_and_threshold():
+@pytest.mark.parametrize("signed", [False, True])
+def test_closed_form_window_matches_the_scan_with_any_current_and_threshold(signed):
+    """Under a constant current the signed neuron never goes below 0 after a spike: the same closed form."""
     torch.manual_seed(0)
     current = (torch.rand(5000, dtype=torch.float64) * 3 - 1)
     for threshold, v_init in [(1.0, 0.0), (0.37, 0.0), (2.5, 1.25)]:
-        v = torch.full_like(current, v_init)
-        for s, membrane in constant_current_steps(current, 50, threshold, v_init):
-            assert torch.equal(s, if_step(v, current, threshold))
-            assert torch.allclose(membrane, v, atol=1e-9)
+        v, count = torch.full_like(current, v_init), torch.zeros_like(current)
+        spikes, membrane = constant_current_window(current, 0, 50, threshold, v_init, membrane=True)
+        for s, potential in zip(spikes, membrane):
+            step = if_step(v, current, threshold, signed=signed, count=count)
+            assert torch.equal(s.to(torch.int8), step.to(torch.int8))
+            assert torch.allclose(potential, v, atol=1e-9)
+        later, _ = constant_current_window(current, 20, 30, threshold, v_init)  # a window from step 21 on
+        assert torch.equal(later, spikes[20:])
 
 
 def test_spike_exactly_at_threshold_fires_and_potential_resets_by_subtraction():
@@ -71,8 +77,59 @@ def test_spike_encoding_gives_floor_xT_evenly_spaced_spikes():
 
 def test_poisson_encoding_has_the_right_rate_and_repeats_with_a_seed():
     x = torch.tensor([0.0, 0.25, 0.9, 1.0])
-    spikes = encode(x.expand(2000, 4), 20, "poisson", torch.Generator().manual_seed(1))
+    spikes = encode(x.expand(2000, 4), 20, "poisson", seed=1)
     rate = spikes.float().mean((0, 1))
     assert rate[0] == 0 and rate[3] == 1 and abs(rate[1] - 0.25) < 0.01 and abs(rate[2] - 0.9) < 0.01
-    again = encode(x.expand(2000, 4), 20, "poisson", torch.Generator().manual_seed(1))
-    assert torch.equal(spikes, again)
+    assert torch.equal(spikes, encode(x.expand(2000, 4), 20, "poisson", seed=1))
+    assert not torch.equal(spikes, encode(x.expand(2000, 4), 20, "poisson", seed=2))
+    # neighbouring images, steps and pixels are not correlated
+    flat = spikes[:, :, 1].float()
+    assert abs(torch.corrcoef(torch.stack([flat[:-1].flatten(), flat[1:].flatten()]))[0, 1]) < 0.03
+    assert abs(torch.corrcoef(torch.stack([flat[:, :-1].flatten(), flat[:, 1:].flatten()]))[0, 1]) < 0.03
+
+
+def test_poisson_train_of_an_image_depends_only_on_seed_index_and_step():
+    x = torch.rand(6, 2, 3, 3, generator=torch.Generator().manual_seed(0))
+    whole = encode(x, 12, "poisson", seed=5)
+    assert torch.equal(whole[:, 2:4], encode(x[2:4], 12, "poisson", seed=5, first_image=2))  # a piece
+    assert torch.equal(whole[4:9], encode(x, 5, "poisson", seed=5, start=4))  # a window of steps
+    assert torch.equal(whole.double(), encode(x.double(), 12, "poisson", seed=5).double())  # dtype: same spikes
+
+
+def test_signed_neuron_takes_back_a_spike_that_later_input_cancels():
+    """Chapter 7's timing error: +0.6, +0.6, then -0.6, -0.6. The IF neuron fires once and keeps it; the
+    signed neuron fires +1 (v = 0.2), then -1 when v = -0.4 < 0 after it has fired (v = 0.6), and ends
+    at the CNN's count, 0."""
+    inputs = [0.6, 0.6, -0.6, -0.6, 0.0]
+    v, count = torch.zeros(1), torch.zeros(1)
+    spikes = [if_step(v, torch.tensor([c]), 1.0, signed=True, count=count).item() for c in inputs]
+    assert spikes == [0, 1, -1, 0, 0] and count.item() == 0 and abs(v.item()) < 1e-6
+    v = torch.zeros(1)
+    assert [bool(if_step(v, torch.tensor([c]), 1.0)) for c in inputs] == [False, True, False, False, False]
+    v, count = torch.tensor([0.0]), torch.zeros(1)  # never below 0 without a spike first: no -1
+    assert if_step(v, torch.tensor([-0.5]), 1.0, signed=True, count=count).item() == 0
+    v, count = torch.tensor([-0.05]), torch.tensor([2.0])  # at most one spike per step, v -= spike * threshold
+    assert if_step(v, torch.tensor([-3.0]), 1.0, signed=True, count=count).item() == -1
+    assert v.item() == pytest.approx(-2.05) and count.item() == 1
+    s = if_step(torch.zeros(3), torch.tensor([1.0, 0.0, -1.0]), 1.0, signed=True, count=torch.ones(3))
+    assert s.dtype == torch.int8 and s.tolist() == [1, 0, -1]
+
+
+def test_signed_neuron_ignores_float_rounding_below_zero():
+    """A neuron that fired a hair under the threshold sits a hair below 0: it must not take the spike back."""
+    v, count = torch.tensor([0.7], dtype=torch.float32), torch.zeros(1)
+    assert if_step(v, torch.tensor([0.29999]), 1.0, signed=True, count=count).item() == 1 and v.item() < 0
+    assert if_step(v, torch.tensor([0.0]), 1.0, signed=True, count=count).item() == 0
+
+
+def test_reset_to_zero_and_bad_options():
+    v = torch.tensor([0.5, 0.5])
+    assert if_step(v, torch.tensor([0.7, 0.2]), 1.0, reset="zero").tolist() == [True, False]
+    assert v.tolist() == [0.0, pytest.approx(0.7)]
+    with pytest.raises(ValueError, match="reset must be"):
+        if_step(v, v, 1.0, reset="none")
+    with pytest.raises(ValueError, match="count"):
+        if_step(v, v, 1.0, signed=True)
+    out = torch.empty(2)  # spikes written into a float tensor, as the fast simulation does
+    assert if_step(torch.zeros(2), torch.tensor([1.0, -1.0]), 1.0, signed=True, count=torch.ones(2), out=out) is out
+    assert out.tolist() == [1.0, -1.0]

@@ -39,12 +39,20 @@ def test_raster_shows_the_range_of_rates():
     spikes = torch.zeros(10, 400, dtype=torch.bool)
     for n in range(400):
         spikes[: n % 11, n] = True  # counts 0..10
-    shown = raster._shown(spikes, max_neurons=50)
-    counts = spikes.sum(0)[shown]
-    assert len(shown) == 50 and counts.min() == 1 and counts.max() == 10
-    assert torch.all(counts[:-1] >= counts[1:])  # most active first
+    assert raster.MAX_NEURONS <= 80, "a row per neuron must stay a few pixels tall"
+    d_counts = spikes.sum(0)[cq.plots.raster_neurons(spikes, max_neurons=50)]
+    assert len(d_counts) == 50 and set(d_counts.tolist()) == set(range(1, 11))  # every rate, 5 rows each
+    assert torch.all(d_counts[:-1] >= d_counts[1:])  # most active first
     chosen = raster.chosen_neurons(spikes.sum(0), timesteps=12)  # counts nearest 9, 6 and 2.4
     assert spikes.sum(0)[chosen].tolist() == [9, 6, 2] and len(set(chosen)) == 3
+
+
+def test_raster_data_spreads_over_rates_on_a_real_layer(cq16, few):
+    d = raster.raster_figure_data(cq16, few, image=0, layer=0, timesteps=32, encoding="spikes")
+    per_row = np.bincount(d["raster_n"], minlength=d["shown"])
+    assert d["shown"] == raster.MAX_NEURONS and np.all(per_row > 0)
+    assert (per_row == 32).sum() < d["shown"] / 4, "not a picture of neurons that fire every step"
+    assert len(np.unique(per_row)) > 20
 
 
 def test_encodings_data_follow_their_definitions(few):
@@ -156,6 +164,58 @@ def test_explorers_build_from_their_starting_values_and_redraw(live, cq16, few):
         assert first in title
         box.controls[name].value = value
         assert box.figure.layout.title.text != title
+
+
+def by_meta(fig):
+    return {t.meta: t for t in fig.data}
+
+
+def test_raster_explorer_plots_the_data_of_its_controls(live, cq16, few):
+    box = raster.raster_explorer(cq16, few, image=2, layer=1, timesteps=12, encoding="spikes")
+    for name, value in (("image", 5), ("layer", 2), ("timesteps", 20), ("encoding", "current")):
+        box.controls[name].value = value
+        values = {k: c.value for k, c in box.controls.items()}
+        d = raster.raster_figure_data(cq16, few, **values)
+        t = by_meta(box.figure)
+        assert np.array_equal(t["image"].z, d["picture"])
+        assert np.array_equal(t["spikes"].x, d["raster_t"]) and np.array_equal(t["spikes"].y, d["raster_n"])
+        # a marker is shorter than a row, so rows stay apart
+        assert t["spikes"].marker.size + 1 <= 0.8 * raster.RASTER_PX / max(d["shown"], 1)
+        for k, (i, v) in enumerate(d["traces"].items()):
+            line = t[f"neuron {k}"]
+            assert line.visible and np.allclose(line.y, v) and line.name.startswith(f"neuron {i}:")
+        assert t["threshold"].name == "threshold θ" and list(t["threshold"].y) == [d["threshold"]] * 2
+        assert list(box.figure.layout.xaxis2.range) == list(box.figure.layout.xaxis3.range) == [0.5, values["timesteps"] + 0.5]
+        assert box.figure.layout.title.text == d["title"]
+    layout = box.figure.layout
+    assert layout.yaxis.scaleanchor == "x", "the digit keeps square pixels"
+    # the panels' y-axis titles need room: gaps between the panels' domains
+    assert layout.xaxis2.domain[0] - layout.xaxis.domain[1] >= 0.08
+    assert layout.xaxis3.domain[0] - layout.xaxis2.domain[1] >= 0.08
+
+
+def test_timesteps_bits_energy_explorers_plot_the_data_of_their_controls(live, cq16, few):
+    box = timesteps.timesteps_explorer(cq16, few, timesteps=12, levels=16, images=8)
+    box.controls["levels"].value = 8
+    d = timesteps.timesteps_figure_data(cq16, few, timesteps=12, levels=8, encoding="current", images=8)
+    t = by_meta(box.figure)
+    assert np.array_equal(t["exact"].y, d["exact"]) and np.array_equal(t["error"].y, d["error_levels"])
+
+    snn = cq.convert(cq16, 8, "spikes")
+    box = bits.bits_explorer(snn, few, bits=5, images=8)
+    box.controls["bits"].value = 3
+    d = bits.bits_figure_data(snn, few, bits=3, layer=box.controls["layer"].value, images=8)
+    t = by_meta(box.figure)
+    assert np.array_equal(t["full"].x, d["weights"]) and np.array_equal(t["n-bit"].x, d["values"])
+    assert np.array_equal(t["n-bit"].y, d["counts"]) and len(t["n-bit"].x) <= 2 ** 3
+    assert np.allclose(t["count error"].y, d["layer_error"])
+
+    box = energy.energy_explorer(cq16, few, timesteps=12, images=4)
+    box.controls["timesteps"].value = 24
+    d = energy.energy_figure_data(cq16, few, timesteps=24, images=4)
+    t = by_meta(box.figure)
+    assert np.allclose(t["snn"].y, d["synops"]) and np.allclose(t["cnn"].y, d["macs"])
+    assert np.allclose(t["sparsity"].y, d["sparsity"]) and list(t["cnn"].x) == list(d["names"])
 
 
 def test_static_mode_draws_matplotlib_small_multiples(static, cq16, few):

@@ -13,7 +13,7 @@ from ..quant import quantize_tensor
 from ..snn import WEIGHTED
 from ..train import evaluate
 from . import static_mode
-from ._explorer import explorer, first_images, single_threaded, slider_style, small_multiples
+from ._explorer import explorer, first_images, single_threaded, slider_style, small_multiples, trace
 
 
 def _weight(snn, layer):
@@ -79,25 +79,26 @@ def bits_figure():
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = go.FigureWidget(make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], subplot_titles=(
-        "weights in units of max |w|", "spike counts moved by rounding")))
-    fig.add_histogram(name="full precision", marker_color="#aaaaaa", xbins={"size": 0.01}, row=1, col=1)
-    fig.add_bar(name="n-bit values", marker_color="#1f77b4", opacity=0.8, row=1, col=1)
-    fig.add_scatter(name="count error", mode="lines+markers", line={"color": "#d62728"}, showlegend=False,
+    fig = go.FigureWidget(make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.12,
+                                        subplot_titles=("weights in units of max |w|",
+                                                        "spike counts moved by rounding")))
+    fig.add_histogram(name="full precision", meta="full", marker_color="#aaaaaa", xbins={"size": 0.01}, row=1, col=1)
+    fig.add_bar(name="n-bit values", meta="n-bit", marker_color="#1f77b4", opacity=0.8, row=1, col=1)
+    fig.add_scatter(name="count error", meta="count error", mode="lines+markers", line={"color": "#d62728"}, showlegend=False,
                     row=1, col=2)
     fig.update_layout(height=400, margin={"t": 90, "l": 60, "r": 20, "b": 50}, barmode="overlay",
                       title={"x": 0.5, "font": {"size": 13}}, legend={"orientation": "h", "y": -0.2})
     fig.update_xaxes(title_text="w / max|w|", range=[-1.05, 1.05], row=1, col=1)
     fig.update_yaxes(title_text="number of weights", type="log", row=1, col=1)  # n-bit bars tower over bins
     fig.update_xaxes(title_text="spiking layer (depth)", dtick=1, row=1, col=2)
-    fig.update_yaxes(title_text="mean |Δ count| (spikes per neuron)", rangemode="tozero", row=1, col=2)
+    fig.update_yaxes(title_text="mean |Δ count| per neuron", title_standoff=4, rangemode="tozero", row=1, col=2)
     return fig
 
 
 def redraw_bits(fig, snn, dataset, bits, layer, images, readout, reference=None):
     """Write bits_figure_data(...) into the explorer's figure."""
     d = bits_figure_data(snn, dataset, bits, layer, images, readout, reference)
-    full, short, line = fig.data
+    full, short, line = trace(fig, "full"), trace(fig, "n-bit"), trace(fig, "count error")
     full.x = d["weights"]
     short.x, short.y, short.width = d["values"], d["counts"], min(d["step"] / 2, 0.02)
     line.x, line.y = np.arange(len(d["layer_error"])), d["layer_error"]

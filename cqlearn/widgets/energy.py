@@ -9,7 +9,7 @@ import numpy as np
 from .. import energy
 from ..convert import convert
 from . import static_mode
-from ._explorer import explorer, single_threaded, slider_style, small_multiples
+from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
 
 
 @single_threaded
@@ -46,13 +46,13 @@ def energy_figure():
 
     fig = go.FigureWidget(make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], subplot_titles=(
         "operations per image", "sparsity (silent neuron-steps)")))
-    fig.add_bar(name="CNN: MACs", marker_color="#7f7f7f", row=1, col=1)
-    fig.add_bar(name="SNN: synaptic operations (adds)", marker_color="#1f77b4", row=1, col=1)
-    fig.add_bar(name="sparsity", marker_color="#2ca02c", showlegend=False, row=1, col=2)
+    fig.add_bar(name="CNN: MACs", meta="cnn", marker_color="#7f7f7f", row=1, col=1)
+    fig.add_bar(name="SNN: synaptic operations (adds)", meta="snn", marker_color="#1f77b4", row=1, col=1)
+    fig.add_bar(name="sparsity", meta="sparsity", marker_color="#2ca02c", showlegend=False, row=1, col=2)
     fig.update_layout(height=420, margin={"t": 90, "l": 70, "r": 20, "b": 90}, barmode="group",
                       title={"x": 0.5, "font": {"size": 13}}, legend={"orientation": "h", "y": -0.35})
     fig.update_yaxes(title_text="operations", type="log", row=1, col=1)
-    fig.update_yaxes(title_text="fraction", range=[0, 1], row=1, col=2)
+    fig.update_yaxes(title_text="fraction", range=[0, 1.05], row=1, col=2)
     fig.update_xaxes(title_text="spiking layer", dtick=1, row=1, col=2)
     return fig
 
@@ -60,7 +60,7 @@ def energy_figure():
 def redraw_energy(fig, model, dataset, timesteps, encoding, images):
     """Write energy_figure_data(...) into the explorer's figure."""
     d = energy_figure_data(model, dataset, timesteps, encoding, images)
-    cnn, snn, sparsity = fig.data
+    cnn, snn, sparsity = trace(fig, "cnn"), trace(fig, "snn"), trace(fig, "sparsity")
     cnn.x, cnn.y = d["names"], d["macs"]
     snn.x, snn.y = d["names"], d["synops"]
     sparsity.x, sparsity.y = np.arange(len(d["sparsity"])), d["sparsity"]

@@ -9,25 +9,17 @@ import math
 import numpy as np
 import torch
 
-from ..neuron import if_step
+from ..neuron import RESETS, if_step
 from ..quant import TOLERANCE
 from . import static_mode
 from ._explorer import explorer, single_threaded, slider_style, small_multiples
 
-RESETS = ("subtract", "zero")
-
-
 def if_step_reset_to_zero(v, current, threshold):
-    """One step of IF neurons that reset to zero instead of subtracting the threshold (chapter 3).
-
-    Same rule as `cqlearn.neuron.if_step` (in place on v, spikes returned as bool, the shared
-    TOLERANCE at the threshold) except that a neuron that fires forgets the potential above the
-    threshold: v becomes 0. With a constant current a in (0, threshold] it fires every
-    ceil(threshold / a) steps, so floor(T / ceil(threshold / a)) times in T steps, not floor(a * T)."""
-    v += current
-    spikes = v >= threshold * (1 - TOLERANCE)
-    v.masked_fill_(spikes, 0.0)
-    return spikes
+    """One step of IF neurons that reset to zero instead of subtracting the threshold (chapter 3):
+    `cqlearn.neuron.if_step` with reset="zero". A neuron that fires forgets the potential above the
+    threshold: with a constant current a in (0, threshold] it fires every ceil(threshold / a) steps,
+    so floor(T / ceil(threshold / a)) times in T steps, not floor(a * T)."""
+    return if_step(v, current, threshold, reset="zero")
 
 
 def check_reset(reset):
@@ -42,13 +34,13 @@ def simulate(current, timesteps, threshold=1.0, reset="subtract", v_init=0.0):
 
     Returns (spikes, before, after), each (T, *current.shape): the spikes (bool), the potential
     after integrating the step's input and the potential after the reset. Float64 throughout."""
-    step = if_step if check_reset(reset) == "subtract" else if_step_reset_to_zero
+    check_reset(reset)
     current = torch.as_tensor(current, dtype=torch.float64)
     v = torch.full_like(current, float(v_init))
     spikes, before, after = [], [], []
     for _ in range(timesteps):
         before.append(v + current)
-        spikes.append(step(v, current, threshold))
+        spikes.append(if_step(v, current, threshold, reset=reset))
         after.append(v.clone())
     return torch.stack(spikes), torch.stack(before), torch.stack(after)
 

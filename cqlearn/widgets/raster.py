@@ -9,26 +9,18 @@ import numpy as np
 import torch
 
 from ..convert import convert
+from ..plots import raster_neurons, raster_points
 from ..neuron import ENCODINGS, encode
 from . import static_mode
-from ._explorer import explorer, single_threaded, slider_style, small_multiples
+from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
 
-MAX_NEURONS = 150  # neurons shown in a raster; a dense raster of thousands is a grey blur
+MAX_NEURONS = 64  # neurons shown in a raster: a row per neuron must stay a few pixels tall
+RASTER_PX = 270  # height of the explorer's raster panel in pixels, measured in JupyterLab (sets the marker size)
 
 
 def _image(dataset, image):
     x, label = dataset[int(image)]
     return x, int(label)
-
-
-def _shown(spikes, max_neurons=MAX_NEURONS):
-    """(T, N) bool -> up to max_neurons columns, most active first: every neuron when few fire, else
-    evenly spaced ranks of the firing ones, so the raster shows the whole range of rates."""
-    counts = spikes.sum(0)
-    order = counts.argsort(descending=True, stable=True)[:int((counts > 0).sum())]
-    if len(order) <= max_neurons:
-        return order
-    return order[torch.linspace(0, len(order) - 1, max_neurons).round().long()]
 
 
 def chosen_neurons(counts, timesteps):
@@ -51,7 +43,8 @@ def raster_figure_data(model, dataset, image=0, layer=0, timesteps=32, encoding=
     Returns a dict of numpy arrays and numbers:
       picture          the image (H, W) or (H, W, 3) in [0, 1];  label, prediction (the SNN's class)
       raster_t/n       step (1..T) and row of every spike of the layer's shown neurons
-      shown, neurons   neurons in the raster (firing ones by rank, at most MAX_NEURONS) and in the layer
+      shown, neurons   neurons in the raster (at most MAX_NEURONS firing ones picked across the rates by
+                       plots.raster_neurons, busiest in row 0) and in the layer
       spikes           spikes the layer fired for this image;  rate  spikes per neuron per step
       trace_t          steps 1..T;  traces  {neuron: membrane after reset (T,)};  trace_spikes  {neuron: steps}
       layers           number of spiking layers;  title
@@ -63,8 +56,8 @@ def raster_figure_data(model, dataset, image=0, layer=0, timesteps=32, encoding=
     rec = snn.run(x[None], record=True, membrane=[layer])
     spikes = rec.spikes[layer][:, 0].reshape(timesteps, -1).cpu()
     membrane = rec.membrane[layer][:, 0].reshape(timesteps, -1).cpu()
-    shown = _shown(spikes)
-    t, n = torch.nonzero(spikes[:, shown], as_tuple=True)
+    shown = raster_neurons(spikes, MAX_NEURONS)
+    t, n = raster_points(spikes[:, shown])
     t_axis = np.arange(1, timesteps + 1)
     neurons = chosen_neurons(spikes.sum(0), timesteps)
     prediction = int(rec.output.argmax(1).cpu())
@@ -72,7 +65,7 @@ def raster_figure_data(model, dataset, image=0, layer=0, timesteps=32, encoding=
     picture = x.permute(1, 2, 0).numpy() if x.shape[0] == 3 else x[0].numpy()
     return {
         "picture": picture, "label": label, "prediction": prediction,
-        "raster_t": t.numpy() + 1, "raster_n": n.numpy(), "shown": len(shown), "neurons": spikes.shape[1],
+        "raster_t": t.numpy(), "raster_n": n.numpy(), "shown": len(shown), "neurons": spikes.shape[1],
         "spikes": total, "rate": total / spikes.numel(), "trace_t": t_axis,
         "traces": {i: membrane[:, i].numpy() for i in neurons},
         "trace_spikes": {i: t_axis[spikes[:, i].numpy()] for i in neurons},
@@ -83,45 +76,57 @@ def raster_figure_data(model, dataset, image=0, layer=0, timesteps=32, encoding=
 
 
 def raster_figure():
-    """An empty plotly FigureWidget with the explorer's three panels and their labels."""
+    """An empty plotly FigureWidget with the explorer's three panels and their labels. Traces carry a
+    `meta` key ("image", "spikes", "neuron 0".."neuron 2", "threshold") that redraw_raster finds them by."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = go.FigureWidget(make_subplots(rows=1, cols=3, column_widths=[0.2, 0.45, 0.35],
+    fig = go.FigureWidget(make_subplots(rows=1, cols=3, column_widths=[0.2, 0.42, 0.38], horizontal_spacing=0.09,
                                         subplot_titles=("input image", "spike raster", "membrane potential")))
-    fig.add_heatmap(z=[[0]], colorscale="gray", showscale=False, zmin=0, zmax=1, row=1, col=1)
-    fig.add_scatter(mode="markers", name="spike", showlegend=False,
-                    marker={"symbol": "line-ns-open", "size": 6, "color": "black", "line": {"width": 1}},
+    fig.add_heatmap(z=[[0]], colorscale="gray", showscale=False, zmin=0, zmax=1, name="input image", meta="image",
+                    row=1, col=1)
+    fig.add_scatter(mode="markers", name="spike", meta="spikes", showlegend=False,
+                    marker={"symbol": "line-ns-open", "size": 4, "color": "black", "line": {"width": 1}},
                     row=1, col=2)
     for k, color in enumerate(("#1f77b4", "#ff7f0e", "#2ca02c")):
-        fig.add_scatter(mode="lines", line={"shape": "hv", "color": color}, name=f"neuron {k}", row=1, col=3)
-    fig.add_scatter(mode="lines", name="threshold θ", line={"color": "red", "dash": "dash"}, row=1, col=3)
-    fig.update_layout(height=420, margin={"t": 90, "l": 60, "r": 20, "b": 50}, title={"x": 0.5, "font": {"size": 13}},
-                      legend={"orientation": "h", "y": -0.2})
-    fig.update_yaxes(autorange="reversed", showticklabels=False, row=1, col=1)
-    fig.update_xaxes(showticklabels=False, row=1, col=1)
+        fig.add_scatter(mode="lines", line={"shape": "hv", "color": color}, name=f"neuron {k}",
+                        meta=f"neuron {k}", row=1, col=3)
+    fig.add_scatter(mode="lines", name="threshold θ", meta="threshold", line={"color": "red", "dash": "dash"},
+                    row=1, col=3)
+    fig.update_layout(height=RASTER_PX + 220, autosize=True, margin={"t": 90, "l": 20, "r": 20, "b": 100},
+                      title={"x": 0.5, "font": {"size": 13}}, legend={"orientation": "h", "y": -0.25, "x": 0.45})
+    # The digit keeps its square pixels: one y unit is as long as one x unit.
+    fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor="x", scaleratio=1, constrain="domain",
+                     row=1, col=1)
+    fig.update_xaxes(showticklabels=False, constrain="domain", row=1, col=1)
     fig.update_xaxes(title_text="time step t", row=1, col=2)
-    fig.update_yaxes(title_text="neuron (most active at the bottom)", row=1, col=2)
+    fig.update_yaxes(title_text="neuron (by rate)", title_standoff=4, row=1, col=2)
     fig.update_xaxes(title_text="time step t", row=1, col=3)
-    fig.update_yaxes(title_text="membrane potential v (after reset)", row=1, col=3)
+    fig.update_yaxes(title_text="v (after reset)", title_standoff=4, row=1, col=3)
     return fig
 
 
 def redraw_raster(fig, model, dataset, image, layer, timesteps, encoding):
     """Write raster_figure_data(...) into the explorer's figure."""
     d = raster_figure_data(model, dataset, image, layer, timesteps, encoding)
-    picture = d["picture"] if d["picture"].ndim == 2 else d["picture"].mean(-1)
-    heat, dots, *lines, level = fig.data
-    heat.z = picture
+    trace(fig, "image").z = d["picture"] if d["picture"].ndim == 2 else d["picture"].mean(-1)
+    dots = trace(fig, "spikes")
     dots.x, dots.y = d["raster_t"], d["raster_n"]
-    for line, (i, v) in zip(lines, d["traces"].items()):
-        line.x, line.y, line.name, line.visible = d["trace_t"], v, f"neuron {i}: {len(d['trace_spikes'][i])} spikes", True
-    for line in lines[len(d["traces"]):]:
-        line.visible = False
+    # a marker half as tall as a row (its outline adds a pixel), so that the rows stay apart
+    dots.marker.size = max(1.5, min(8.0, 0.5 * RASTER_PX / max(d["shown"], 1)))
+    traced = list(d["traces"].items())
+    for k in range(3):
+        line = trace(fig, f"neuron {k}")
+        line.visible = k < len(traced)
+        if line.visible:
+            i, v = traced[k]
+            line.x, line.y, line.name = d["trace_t"], v, f"neuron {i}: {len(d['trace_spikes'][i])} spikes"
+    level = trace(fig, "threshold")
     level.x, level.y = [1, timesteps], [d["threshold"]] * 2
     fig.layout.title.text = d["title"]
     fig.update_xaxes(range=[0.5, timesteps + 0.5], row=1, col=2)
-    fig.update_yaxes(range=[-1, d["shown"]], row=1, col=2)
+    fig.update_xaxes(range=[0.5, timesteps + 0.5], row=1, col=3)
+    fig.update_yaxes(range=[-0.5, max(d["shown"], 1) - 0.5], row=1, col=2)
 
 
 def raster_small_multiples(model, dataset, image=0, timesteps=32, encoding="spikes"):
@@ -132,9 +137,10 @@ def raster_small_multiples(model, dataset, image=0, timesteps=32, encoding="spik
     for layer in range(layers):
         d = first if layer == 0 else raster_figure_data(model, dataset, image, layer, timesteps, encoding)
         top, bottom = axes[0, layer], axes[1, layer]
-        top.scatter(d["raster_t"], d["raster_n"], s=4, marker="|", color="k", linewidths=0.8)
+        top.vlines(d["raster_t"], d["raster_n"] - 0.35, d["raster_n"] + 0.35, color="k", lw=0.8)
         top.set(title=f"layer {layer}: {d['spikes']} spikes\n({d['shown']} of {d['neurons']} neurons shown)",
-                xlabel="time step t", ylabel="neuron (by rate)", xlim=(0.5, timesteps + 0.5), ylim=(-1, d["shown"]))
+                xlabel="time step t", ylabel="neuron (by rate)", xlim=(0.5, timesteps + 0.5),
+                ylim=(-0.5, max(d["shown"], 1) - 0.5))
         for k, (i, v) in enumerate(d["traces"].items()):
             bottom.step(d["trace_t"], v, where="post", color=f"C{k}", lw=1, label=f"n{i}: {len(d['trace_spikes'][i])}")
         bottom.axhline(d["threshold"], color="r", ls="--", lw=1)
@@ -171,10 +177,9 @@ def encodings_data(x, timesteps=32, seed=0):
     """One image under the three encodings (chapter 6): {encoding: (T, pixels) array}. "current" is the
     pixel value at every step (an analog input, no spikes); "spikes" and "poisson" are 0/1 trains."""
     x = x.reshape(1, -1).float()
-    generator = torch.Generator().manual_seed(seed)
     return {"current": x.expand(timesteps, -1).numpy(),
             "spikes": encode(x, timesteps, "spikes")[:, 0].float().numpy(),
-            "poisson": encode(x, timesteps, "poisson", generator)[:, 0].float().numpy()}
+            "poisson": encode(x, timesteps, "poisson", seed)[:, 0].float().numpy()}
 
 
 def encodings_figure(x, timesteps=32, seed=0):

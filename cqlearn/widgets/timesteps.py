@@ -13,7 +13,7 @@ from ..convert import convert
 from ..neuron import if_step
 from ..quant import CQ, to_cq
 from . import static_mode
-from ._explorer import explorer, first_images, single_threaded, slider_style, small_multiples
+from ._explorer import explorer, first_images, single_threaded, slider_style, small_multiples, trace
 
 ORDERS = ("positive first", "interleaved", "negative first")
 
@@ -60,8 +60,8 @@ def timesteps_figure():
 
     fig = go.FigureWidget(make_subplots(rows=1, cols=2, subplot_titles=(
         "spike counts equal to a·T", "mean rate error |N/T − a|")))
-    fig.add_bar(name="exact counts", marker_color="#1f77b4", row=1, col=1)
-    fig.add_scatter(name="rate error", mode="lines+markers", line={"color": "#d62728"}, row=1, col=2)
+    fig.add_bar(name="exact counts", meta="exact", marker_color="#1f77b4", row=1, col=1)
+    fig.add_scatter(name="rate error", meta="error", mode="lines+markers", line={"color": "#d62728"}, row=1, col=2)
     fig.update_layout(height=380, margin={"t": 90, "l": 60, "r": 20, "b": 50}, title={"x": 0.5, "font": {"size": 13}},
                       showlegend=False)
     fig.update_xaxes(title_text="spiking layer (depth)", dtick=1)
@@ -73,7 +73,7 @@ def timesteps_figure():
 def redraw_timesteps(fig, model, dataset, timesteps, levels, encoding, images):
     """Write timesteps_figure_data(...) into the explorer's figure."""
     d = timesteps_figure_data(model, dataset, timesteps, levels, encoding, images)
-    bars, line = fig.data
+    bars, line = trace(fig, "exact"), trace(fig, "error")
     bars.x, bars.y = d["layer"], d["exact"]
     line.x, line.y = d["layer"], d["error_levels"]
     fig.layout.title.text = d["title"]

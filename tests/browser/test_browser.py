@@ -4,8 +4,10 @@ Each case opens a notebook (a temporary copy; see conftest.py), runs all cells, 
 slider one step to the right, and checks that the watched part of the figure changed and that the
 browser console shows no errors. Screenshots go to tests/browser/screenshots/.
 
-Needs /usr/bin/chromium and playwright (.ci/install-browser.sh); skips without them, except under CI=true,
-where a missing browser fails the run.
+By default (and in `make test`) it drives a quick sample of explorers, SMOKE; with CQ_BROWSER=1
+(`make browser`, several minutes) every chapter's. Needs /usr/bin/chromium and playwright
+(.ci/install-browser.sh); skips without them, except under CI=true, where a missing browser fails the run.
+Look at the screenshots after a change to a widget.
 Try it on any notebook with:  CQ_BROWSER_NOTEBOOK=/path/to/nb.ipynb pytest tests/browser
 """
 
@@ -41,15 +43,29 @@ MPL_IMAGE = ".jp-OutputArea-output img"  # the matplotlib fallback path (Colab)
 class Case(NamedTuple):
     notebook: str  # relative to book/
     watch: str = PLOTLY_TITLE  # default expectation: the first plotly title changes
+    known: str = ""  # a known fault, not yet fixed: the case is expected to fail for this reason
 
 
-CASES = [
-    Case("03_integrate_and_fire.ipynb"),
-    Case("02_quantizing_activations.ipynb"),
-    Case("08_low_precision_weights.ipynb"),  # a slider that redraws on release (continuous_update=False)
+# Faults the test found in chapters other helpers are changing; remove the entry once fixed.
+KNOWN = {
+    "02_quantizing_activations.ipynb": "legend entries 'trace 0' and 'trace 5': unnamed traces in "
+                                       "cqlearn/widgets/quantization.py",
+}
+
+
+CASES = [  # every chapter's explorer; chapter 8's slider redraws on release (continuous_update=False)
+    Case(name, known=KNOWN.get(name, "")) for name in (
+        "01_why_clamp.ipynb", "02_quantizing_activations.ipynb", "03_integrate_and_fire.ipynb",
+        "04_cq_training.ipynb", "05_conversion.ipynb", "06_rasters_and_membranes.ipynb",
+        "07_timesteps_and_accuracy.ipynb", "08_low_precision_weights.ipynb", "09_cifar10_vgg.ipynb",
+        "10_energy.ipynb",
+    )
 ]
+SMOKE = ("06_rasters_and_membranes.ipynb", "08_low_precision_weights.ipynb")  # a plotly and a redraw-on-release
 if os.environ.get("CQ_BROWSER_NOTEBOOK"):
     CASES = [Case(Path(os.environ["CQ_BROWSER_NOTEBOOK"]).name)]
+elif not os.environ.get("CQ_BROWSER"):
+    CASES = [case for case in CASES if case.notebook in SMOKE]
 
 # Console errors that are not the chapter's fault: the news toast, and fetches to hosts other than
 # the local server (there is no network in CI).
@@ -71,6 +87,21 @@ RUN_ALL_DONE = """
     && %s""" % (PROMPTS, KERNEL_IDLE)
 
 
+# Layout faults a student saw: a legend entry plotly named itself ("trace 5": a trace without a name),
+# and a figure wider than its output area (clipped on the right).
+FIGURE_FAULTS = """
+    (() => { const faults = [];
+             for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+                 for (const t of plot.querySelectorAll('.legendtext'))
+                     if (/^trace \\d+$/.test(t.textContent.trim())) faults.push('unnamed legend entry: ' + t.textContent);
+                 const area = plot.closest('.jp-OutputArea-output'), svg = plot.querySelector('.main-svg');
+                 if (area && svg && svg.getBoundingClientRect().right > area.getBoundingClientRect().right + 1)
+                     faults.push('figure wider than its output area: ' + svg.getBoundingClientRect().width
+                                 + ' px in ' + area.getBoundingClientRect().width + ' px');
+             }
+             return faults; })()"""
+
+
 def _watched_value(page, selector: str) -> str:
     return page.eval_on_selector(selector, "e => e.tagName === 'IMG' ? e.src : e.textContent")
 
@@ -78,7 +109,10 @@ def _watched_value(page, selector: str) -> str:
 def _param(case: Case):
     missing = not (book_dir() / case.notebook).exists()
     reason = f"{case.notebook} is not in {book_dir()} yet"
-    return pytest.param(case, id=case.notebook, marks=pytest.mark.skipif(missing, reason=reason))
+    marks = [pytest.mark.skipif(missing, reason=reason)]
+    if case.known:
+        marks.append(pytest.mark.xfail(reason=case.known, strict=False))
+    return pytest.param(case, id=case.notebook, marks=marks)
 
 
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
@@ -105,7 +139,7 @@ def test_slider_changes_figure(case, page, lab):
         handle.wait_for(state="attached")
         handle.scroll_into_view_if_needed()
         watched = page.locator(case.watch).first
-        watched.wait_for(state="attached")
+        watched.wait_for(state="attached", timeout=120_000)  # plotly renders slowly on a busy machine
         page.wait_for_function(
             "sel => { const e = document.querySelector(sel);"
             " return e && (e.tagName === 'IMG' ? e.src : e.textContent).trim() !== ''; }",
@@ -127,6 +161,11 @@ def test_slider_changes_figure(case, page, lab):
         assert readout.text_content() != readout_before, "the slider's readout did not move"
         watched.scroll_into_view_if_needed()
         page.screenshot(path=f"{shot}-after.png")
+        figure = page.locator(".jp-OutputArea-output:has(.js-plotly-plot)").first
+        if figure.count():
+            figure.screenshot(path=f"{shot}-figure.png")  # the whole figure, whatever the viewport shows
+        faults = page.evaluate(FIGURE_FAULTS)
+        assert not faults, f"{case.notebook}: " + "; ".join(faults)
         print(f"{case.notebook}: slider {readout_before} -> {readout.text_content()}; "
               f"{case.watch} {before[:80]!r} -> {after[:80]!r}")  # fmt: skip
     except BaseException:  # pytest.fail too

@@ -35,8 +35,7 @@ def step_seconds(name, precisions, batch, rounds):
         for precision in precisions if r % 2 else precisions[::-1]:
             model, optimizer, schedule = nets[precision]
             start = time.perf_counter()
-            loader = batches(images, batch, order=experiments.distributed.sampler(images, 0, r))
-            train_epoch(model, loader, optimizer, schedule, None, experiments.PRECISIONS[precision])
+            train_epoch(model, batches(images, batch, shuffle=True, seed=r), optimizer, schedule, None, precision)
             if r:
                 times[precision].append(time.perf_counter() - start)
     return times

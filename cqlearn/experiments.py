@@ -22,50 +22,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from . import analysis, data, distributed, models
 from .checkpoints import load, read, save
 from .convert import convert
 from .quant import to_clamp, to_cq
+from .train import PRECISIONS, batches, evaluate, predict, train_epoch
 from .results import (FIGURE_FORMATS, append_results, baseline_name, command_line, format_row, machine,
                       record_in_checkpoint, save_figure)
-from .train import batches, evaluate, predict, train_epoch
 
 STAGES = ("plain", "clamp", "cq")
-OPTIMIZERS = ("adam", "sgd")
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-@dataclass
-class TrainConfig:
-    """What a `cqlearn train` run is (its flags): equal configs give equal weights (on a CPU, bit for bit).
-    last.pt stores it, and --resume refuses to go on with another one."""
-    model: str
-    dataset: str
-    levels: int = 16
-    mode: str = "floor"
-    epochs: list = (10, 0, 5)  # plain, clamp, CQ stages: 1 to 3 numbers, as stage_epochs reads them
-    lr: float = 1e-3  # with a cosine decay to zero in each stage
-    batch_size: int = 128
-    weight_decay: float = 5e-4
-    seed: int = 0
-    limit: int | None = None  # only the first `limit` training images
-    test_limit: int | None = None
-    augment: bool | None = None  # random crop and flip; None: on for cifar10 only
-    model_kwargs: dict = field(default_factory=dict)  # e.g. width, dropout
-    optimizer: str = "adam"  # or "sgd" (Nesterov momentum 0.9)
-    init: str | None = None  # a checkpoint of the same model to start from, e.g. another run's plain.pt
-
-    def __post_init__(self):
-        self.epochs = list(stage_epochs(self.epochs))
-        if not self.epochs[2]:
-            raise ValueError("the CQ stage needs at least one epoch: it is the network that converts.")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
-        self.augment = self.dataset == "cifar10" if self.augment is None else self.augment
-        self.model_kwargs = dict(self.model_kwargs or {})
-        self.init = None if self.init is None else str(self.init)
 
 
 def pick_device(device=None):
@@ -104,6 +72,9 @@ def _twin(model, stage, levels, mode):
     return model
 
 
+OPTIMIZERS = ("adam", "sgd")
+
+
 def _optimizer(model, lr, weight_decay, steps, state=None, kind="adam"):
     """Adam, or SGD with Nesterov momentum 0.9 (better on CIFAR-10), with a cosine decay to zero."""
     if kind == "sgd":
@@ -135,6 +106,37 @@ def pick_precision(device, precision=None, amp=None):
     return precision
 
 
+@dataclass
+class TrainConfig:
+    """What a `cqlearn train` run is (its flags): equal configs give equal weights (on a CPU, bit for bit).
+    last.pt stores it, and --resume refuses to go on with another one."""
+    model: str
+    dataset: str
+    levels: int = 16
+    mode: str = "floor"
+    epochs: list = (10, 0, 5)  # plain, clamp, CQ stages: 1 to 3 numbers, as stage_epochs reads them
+    lr: float = 1e-3  # with a cosine decay to zero in each stage
+    batch_size: int = 128
+    weight_decay: float = 5e-4
+    seed: int = 0
+    limit: int | None = None  # only the first `limit` training images
+    test_limit: int | None = None
+    augment: bool | None = None  # random crop and flip; None: on for cifar10 only
+    model_kwargs: dict = field(default_factory=dict)  # e.g. width, dropout
+    optimizer: str = "adam"  # or "sgd" (Nesterov momentum 0.9)
+    init: str | None = None  # a checkpoint of the same model to start from, e.g. another run's plain.pt
+
+    def __post_init__(self):
+        self.epochs = list(stage_epochs(self.epochs))
+        if not self.epochs[2]:
+            raise ValueError("the CQ stage needs at least one epoch: it is the network that converts.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
+        self.augment = self.dataset == "cifar10" if self.augment is None else self.augment
+        self.model_kwargs = dict(self.model_kwargs or {})
+        self.init = None if self.init is None else str(self.init)
+
+
 def train_run(out, config, root=None, download=False, device=None, amp=None, resume=False, progress=True,
               on_epoch=None, log=print, command=None, precision=None):
     """The staged recipe of `config` (a TrainConfig) with a checkpoint after every epoch in `out`
@@ -154,7 +156,7 @@ def train_run(out, config, root=None, download=False, device=None, amp=None, res
     precision = pick_precision(device, precision, amp)
     plan = dict(zip(STAGES, c.epochs))
     train_set = data.load(c.dataset, "train", root=root, download=download, limit=c.limit, augment=c.augment)
-    train_set, test_set = train_set.to(device), data.load(c.dataset, "test", root=root, limit=c.test_limit)
+    test_set = data.load(c.dataset, "test", root=root, limit=c.test_limit)
     last = out / "last.pt"
     state = _state(last, c, resume, log)
     torch.manual_seed(c.seed)  # the initial weights
@@ -196,7 +198,11 @@ def train_run(out, config, root=None, download=False, device=None, amp=None, res
                           desc=f"{stage} {epoch + 1}", total=steps_per_epoch, disable=not progress, leave=False,
                           mininterval=10)
             loss, train_acc = train_epoch(net, loader, opt, schedule, scaler if scaler.is_enabled() else None,
-                                          PRECISIONS[precision])
+                                          precision)
+            if distributed.world_size() > 1:  # the mean over every process's images
+                images = len(order)
+                loss, correct, seen = distributed.total(loss * images, train_acc * images, images)
+                loss, train_acc = loss / seen, correct / seen
             finished = epoch + 1 == plan[stage]
             if finished:  # the saved layout, as `cqlearn eval` reads it: channels-last sums in another order,
                 model.to(memory_format=torch.contiguous_format)  # which can move a value across a CQ level
@@ -251,6 +257,7 @@ def _meta(config, stage, results, history, precision, command):
             "date": datetime.date.today().isoformat(), "command": command_line(command)}
 
 
+@torch.no_grad()
 def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_x=None, progress=False, desc="SNN",
             predicted=None):
     """SNN accuracy, agreement with the CQ-CNN's predictions and per-layer exact spike counts (on the
@@ -260,7 +267,12 @@ def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_x=None, 
     device = next(snn.parameters()).device
     cq_predictions = cq_predictions.cpu()
     if predicted is None:
-        predicted = predict(snn, test_set, batch_size, device, progress, desc)
+        predicted = []
+        loader = batches(test_set, batch_size, device=device)
+        for x, _ in tqdm(loader, desc=desc, total=math.ceil(len(test_set) / batch_size), disable=not progress,
+                         leave=False, mininterval=10):
+            predicted.append(snn(x).argmax(1).cpu())
+        predicted = torch.cat(predicted)
     row = {"snn": distributed.fraction(predicted == test_set.labels),
            "agreement": distributed.fraction(predicted == cq_predictions)}
     if layer_x is not None:

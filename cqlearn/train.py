@@ -10,8 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from . import distributed
-from .data import ImageDataset, crop_flip
+from .data import crop_flip
 from .quant import to_clamp, to_cq
 
 
@@ -26,13 +25,13 @@ def default_device():
 
 def batches(dataset, batch_size=128, shuffle=False, seed=0, device="cpu", order=None):
     """(x, y) batches of an ImageDataset on `device`, indexed straight from its tensors (faster than a
-    DataLoader, which collates image by image); in the order of `order` (indices, e.g. this process's
-    share under torchrun), else shuffled with `seed`; augmented (data.crop_flip) when dataset.augment is set."""
+    DataLoader, which collates image by image); shuffled with `seed`, or in the given `order` of image
+    indices (e.g. a DistributedSampler's share), augmented (data.crop_flip) when dataset.augment is set."""
     images, labels = dataset.images.to(device), dataset.labels.to(device)
+    n = len(labels)
     if order is not None:
-        order = torch.tensor(list(order), dtype=torch.long)
+        order = torch.as_tensor(list(order), dtype=torch.long)
     else:
-        n = len(labels)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
     order = order.to(device)
     for i in range(0, len(order), batch_size):
@@ -41,15 +40,18 @@ def batches(dataset, batch_size=128, shuffle=False, seed=0, device="cpu", order=
         yield (crop_flip(x) if dataset.augment else x), labels[index]
 
 
-def train_epoch(model, batches, optimizer, schedule=None, scaler=None, autocast=None):
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def train_epoch(model, batches, optimizer, schedule=None, scaler=None, precision="fp32"):
     """One pass over `batches` ((x, y) on the model's device): cross-entropy, backward, optimizer step,
-    schedule step. Returns the mean loss and the accuracy on those batches (under torchrun, over all
-    processes). autocast: a dtype for mixed precision (torch.bfloat16, or torch.float16 with a scaler for
-    loss scaling); None or float32: none."""
+    schedule step. Returns the mean loss and the accuracy on those batches. precision: "fp32", or "bf16"
+    / "fp16" under torch.autocast (the weights stay float32), with the scaler's loss scaling when one is
+    given (fp16)."""
     model.train()
     total_loss = correct = seen = 0
     for x, y in batches:
-        with torch.autocast(x.device.type, dtype=autocast, enabled=autocast not in (None, torch.float32)):
+        with torch.autocast(x.device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32"):
             logits = model(x)
             loss = nn.functional.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
@@ -65,7 +67,6 @@ def train_epoch(model, batches, optimizer, schedule=None, scaler=None, autocast=
         total_loss += loss.item() * len(y)
         correct += (logits.argmax(1) == y).sum().item()
         seen += len(y)
-    total_loss, correct, seen = distributed.total(total_loss, correct, seen)
     return total_loss / seen, correct / seen
 
 
@@ -103,17 +104,12 @@ def predict(model, dataset, batch_size=256, device=None, progress=False, desc="e
     loader = tqdm(DataLoader(dataset, batch_size=batch_size), desc=desc, disable=not progress, leave=False)
     predictions = [model(x.to(device)).argmax(1).cpu() for x, _ in loader]
     model.train(was_training)
-    return torch.cat(predictions) if predictions else torch.zeros(0, dtype=torch.long)  # an empty shard
+    return torch.cat(predictions)
 
 
 def evaluate(model, dataset, batch_size=256, device=None, progress=False):
-    """Accuracy in [0, 1] of a CNN or a SpikingNetwork on a dataset (under torchrun, each process predicts
-    its shard of an ImageDataset and the counts are summed)."""
-    if isinstance(dataset, ImageDataset):
-        shard = distributed.shard(dataset, batch_size)
-        correct = (predict(model, shard, batch_size, device, progress) == shard.labels.cpu()).sum().item()
-        return distributed.total(correct)[0] / len(dataset)
-    labels = torch.as_tensor([y for _, y in dataset])
+    """Accuracy in [0, 1] of a CNN or a SpikingNetwork on a dataset."""
+    labels = dataset.labels.cpu() if hasattr(dataset, "labels") else torch.as_tensor([y for _, y in dataset])
     return (predict(model, dataset, batch_size, device, progress) == labels).sum().item() / len(labels)
 
 

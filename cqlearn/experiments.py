@@ -33,6 +33,7 @@ from .results import (FIGURE_FORMATS, append_results, baseline_name, command_lin
                       record_in_checkpoint, save_figure)
 
 STAGES = ("plain", "clamp", "cq")
+LAYER_IMAGE_STEPS = 4096  # images x T per batch of the per-layer statistics (vgg_small: about 250 MB recorded)
 
 
 def pick_device(device=None):
@@ -270,8 +271,10 @@ def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_x=None, 
         predicted = predict(snn, test_set, batch_size, device, progress, desc)
     row = {"snn": distributed.fraction(predicted == test_set.labels),
            "agreement": distributed.fraction(predicted == cq_predictions)}
-    if layer_x is not None:
-        layers = analysis.layer_agreement(model, snn, layer_x.to(device), batch_size)
+    if layer_x is not None:  # in batches: the layer statistics record every step of every image
+        images = torch.utils.data.TensorDataset(layer_x.to(device), torch.zeros(len(layer_x)))
+        per_batch = max(1, min(batch_size, LAYER_IMAGE_STEPS // snn.timesteps))
+        layers = analysis.layer_agreement(model, snn, images, per_batch)
         row["layer_exact"] = " / ".join(f"{100 * layer['exact']:.1f}" for layer in layers)
     return row
 

@@ -125,3 +125,15 @@ def test_eval_neuron_gives_a_row_per_neuron_that_matches_the_library(tmp_path, c
     with pytest.raises(SystemExit):
         main(["eval", CHECKPOINT, "--neuron", "leaky"])
     assert "invalid choice: 'leaky'" in capsys.readouterr().err
+
+
+def test_eval_per_layer_counts_in_batches_equal_one_batch():
+    """The per-layer statistics run in batches (a whole 1000-image recording overflowed max_memory on
+    CIFAR-10); the fractions are the same as over one batch."""
+    from cqlearn import experiments
+    rows = experiments.eval_run(CHECKPOINT, timesteps=(8,), encodings=("spikes",), neurons=("signed",), limit=40,
+                                layer_images=40, batch_size=16, progress=False, log=lambda *a: None)
+    model = cq.load(CHECKPOINT)
+    images = cq.data.load("digits", "test", limit=40).images
+    whole = cq.analysis.layer_agreement(model, cq.convert(model, 8, "spikes", "signed"), images)
+    assert rows[0]["layer_exact"] == " / ".join(f"{100 * layer['exact']:.1f}" for layer in whole)

@@ -11,8 +11,8 @@ from tqdm.auto import tqdm
 from .convert import convert
 from .fold import fold_batchnorm
 from .neuron import encode
-from .quant import ACTIVATIONS, CQ
-from .train import predict
+from .quant import ACTIVATIONS, CQ, to_cq, with_ceiling
+from .train import evaluate, predict
 
 
 @torch.no_grad()
@@ -151,3 +151,17 @@ def agreement_every_timestep(model, snn, x, seed=0):
         snn_pred.append(step["output"].argmax(1))
     return {"exact": torch.stack(exact).cpu(), "mae_spikes": torch.stack(mae).cpu(), "cnn": torch.stack(cnn).cpu(),
             "snn": torch.stack(snn_pred).cpu()}
+
+
+def levels_sweep(model, dataset, levels=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32), mode="floor", progress=True):
+    """{L: test accuracy} of the CQ twin of `model` with L levels (and `mode`), weights unchanged:
+    what quantizing costs a trained network before any fine-tuning (chapter 2)."""
+    return {L: evaluate(to_cq(model, L, mode), dataset)
+            for L in tqdm(levels, desc=f"levels sweep ({mode})", disable=not progress)}
+
+
+def ceiling_sweep(model, dataset, ceilings, progress=True):
+    """{ceiling: test accuracy} of `model` with every activation clamped at each ceiling, no retraining
+    (chapter 1)."""
+    return {c: evaluate(with_ceiling(model, c), dataset)
+            for c in tqdm(ceilings, desc="ceiling sweep", disable=not progress)}

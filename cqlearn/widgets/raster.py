@@ -8,7 +8,6 @@ sliders and a plotly FigureWidget, or draws `raster_small_multiples` (every laye
 import functools
 
 import numpy as np
-import torch
 
 from ..convert import convert
 from ..plots import raster_neurons, raster_points

@@ -32,12 +32,9 @@ def simulate_layers(model, x, timesteps, encoding="current"):
 def layers_every_timestep(model, x, timesteps, encoding="current"):
     """{T: simulate_layers(model, x, T, encoding)} for each T in `timesteps`, from one simulation to the
     largest (cq.analysis.every_timestep, chapter 5)."""
-    wanted, pairs = set(timesteps), {}
-    for step in every_timestep(model, convert(model, max(wanted), encoding), x):
-        if step["timesteps"] in wanted:
-            pairs[step["timesteps"]] = [(a.flatten(1).clone(), n.flatten(1).clone())
-                                        for a, n in zip(step["activations"], step["counts"])]
-    return pairs
+    return {step["timesteps"]: [(a.flatten(1).clone(), n.flatten(1).clone())
+                                for a, n in zip(step["activations"], step["counts"])]
+            for step in every_timestep(model, convert(model, max(timesteps), encoding), x, timesteps=timesteps)}
 
 
 @single_threaded

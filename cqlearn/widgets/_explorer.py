@@ -29,6 +29,25 @@ def first_images(dataset, images, module):
     return dataset.images[:n].to(next(module.parameters()).device), dataset.labels[:n]
 
 
+class Simulations:
+    """Runs kept per setting that changes the dynamics (an image, L, an encoding), each to some T: the
+    first T steps of a run to T_max are the run to T, so moving T only slices (chapters 5-7).
+
+    simulate(key, T) makes a run; steps(run) says how many steps it holds. The first setting is run to
+    `longest` at once; a new setting only to the T asked (as fast as the explorer was without the
+    cache), and again to `longest` when T moves past what it holds."""
+
+    def __init__(self, simulate, steps, longest):
+        self.simulate, self.steps, self.longest, self.kept = simulate, steps, int(longest), {}
+
+    def __call__(self, key, timesteps):
+        run = self.kept.get(key)
+        if run is None or self.steps(run) < timesteps:
+            whole = run is not None or not self.kept or timesteps > self.longest
+            self.kept[key] = self.simulate(key, max(self.longest, timesteps) if whole else int(timesteps))
+        return self.kept[key]
+
+
 def explorer(controls, figure, redraw):
     """An ipywidgets VBox: `controls` (a dict name -> widget, shown in order) above `figure`.
 

@@ -51,13 +51,15 @@ class Simulations:
 def explorer(controls, figure, redraw):
     """An ipywidgets VBox: `controls` (a dict name -> widget, shown in order) above `figure`.
 
-    Every change of a control calls redraw(figure, **values) inside one batch update. The box keeps
+    Every change of a control calls redraw(figure, **values). The box keeps
     `.figure`, `.controls` and `.refresh()` (redraw now) for tests and for scripting a chapter."""
     import ipywidgets
 
     def refresh(change=None):
-        with figure.batch_update():
-            redraw(figure, **{name: control.value for name, control in controls.items()})
+        # No figure.batch_update(): it sends one update for all traces, in which a property that only some
+        # of them change is "undefined" for the others, and the browser resets it there (a legend entry
+        # became "trace 5", a red marker took the default colour). Each assignment is its own update.
+        redraw(figure, **{name: control.value for name, control in controls.items()})
 
     for control in controls.values():
         control.observe(refresh, names="value")

@@ -11,8 +11,8 @@ from tqdm.auto import tqdm
 from .convert import convert
 from .fold import fold_batchnorm
 from .neuron import encode
-from .quant import ACTIVATIONS, CQ
-from .train import predict
+from .quant import ACTIVATIONS, CQ, to_cq, with_ceiling
+from .train import evaluate, predict
 
 
 @torch.no_grad()
@@ -115,28 +115,40 @@ def accuracy_vs_timesteps(model, dataset, timesteps=(8, 16, 32, 64, 128), encodi
 
 
 @torch.no_grad()
-def every_timestep(model, snn, x, seed=0):
-    """Yield, for T = 1 .. snn.timesteps, what the network converted at T shows on the batch x, all from
-    one recorded simulation to snn.timesteps (chapters 5 and 7; no dynamics depend on T, only the
-    readout's division by T): a dict with timesteps, counts (per spiking layer, (B, ...) spikes so
-    far), activations (the CQ-CNN's CQ outputs for the input the SNN saw over T steps), output (the
-    SNN's logits after T steps) and cnn_output (the CQ-CNN's logits for that input). The dict's
-    tensors are updated in place for the next T: copy what you keep."""
+def every_timestep(model, snn, x, seed=0, timesteps=None):
+    """Yield, for each T in `timesteps` (default 1 .. snn.timesteps), what the network converted at T
+    shows on the batch x, all from one recorded simulation to snn.timesteps (chapters 5 and 7; no
+    dynamics depend on T, only the readout's division by T): a dict with timesteps, counts (per
+    spiking layer, (B, ...) spikes so far), activations (the CQ-CNN's CQ outputs for the input the SNN
+    saw over T steps), output (the SNN's logits after T steps) and cnn_output (the CQ-CNN's logits for
+    that input). The dict's tensors are updated in place for the next T: copy what you keep."""
+    wanted = set(range(1, snn.timesteps + 1) if timesteps is None else timesteps)
+    if not wanted or min(wanted) < 1 or max(wanted) > snn.timesteps:
+        raise ValueError(f"timesteps must lie in 1..{snn.timesteps} (the network's timesteps), got {sorted(wanted)}.")
     rec = snn.run(x, record=True, all_timesteps=True, seed=seed)
     folded = fold_batchnorm(model.eval())
+    outputs, hooks = [], [m.register_forward_hook(lambda m, i, o: outputs.append(o))
+                          for m in folded.modules() if isinstance(m, CQ)]
     x = x.to(rec.output.dtype)
     inputs = None if snn.encoding == "current" else encode(x, snn.timesteps, snn.encoding, seed)
     seen, counts = torch.zeros_like(x), [torch.zeros_like(c) for c in rec.counts]
     cnn = None
-    for t in range(1, snn.timesteps + 1):
-        for count, spikes in zip(counts, rec.spikes):
-            count += spikes[t - 1]
-        if inputs is not None:
-            seen += inputs[t - 1]
-        if cnn is None or inputs is not None:  # "current": the CNN's input is x at every T
-            acts = activations(folded, x if inputs is None else seen / t, "output", (CQ,))
-            cnn = folded(x if inputs is None else seen / t)
-        yield {"timesteps": t, "counts": counts, "activations": acts, "output": rec.outputs[t - 1], "cnn_output": cnn}
+    try:
+        for t in range(1, max(wanted) + 1):
+            for count, spikes in zip(counts, rec.spikes):
+                count += spikes[t - 1]
+            if inputs is not None:
+                seen += inputs[t - 1]
+            if t in wanted and (cnn is None or inputs is not None):  # "current": the CNN sees x at every T
+                outputs.clear()
+                cnn = folded(x if inputs is None else seen / t)
+                acts = list(outputs)
+            if t in wanted:
+                yield {"timesteps": t, "counts": counts, "activations": acts, "output": rec.outputs[t - 1],
+                       "cnn_output": cnn}
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def agreement_every_timestep(model, snn, x, seed=0):
@@ -151,3 +163,17 @@ def agreement_every_timestep(model, snn, x, seed=0):
         snn_pred.append(step["output"].argmax(1))
     return {"exact": torch.stack(exact).cpu(), "mae_spikes": torch.stack(mae).cpu(), "cnn": torch.stack(cnn).cpu(),
             "snn": torch.stack(snn_pred).cpu()}
+
+
+def levels_sweep(model, dataset, levels=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32), mode="floor", progress=True):
+    """{L: test accuracy} of the CQ twin of `model` with L levels (and `mode`), weights unchanged:
+    what quantizing costs a trained network before any fine-tuning (chapter 2)."""
+    return {L: evaluate(to_cq(model, L, mode), dataset)
+            for L in tqdm(levels, desc=f"levels sweep ({mode})", disable=not progress)}
+
+
+def ceiling_sweep(model, dataset, ceilings, progress=True):
+    """{ceiling: test accuracy} of `model` with every activation clamped at each ceiling, no retraining
+    (chapter 1)."""
+    return {c: evaluate(with_ceiling(model, c), dataset)
+            for c in tqdm(ceilings, desc="ceiling sweep", disable=not progress)}

@@ -169,5 +169,28 @@ def quantize_tensor(w, bits):
     return integers * step, scale
 
 
+def error_bounds(levels, mode="floor"):
+    """The range of clamp(x) - CQ(x) for x in [0, 1]: [0, 1/L) for floor, (-1/2L, 1/2L] for round, up to
+    the staircase's TOLERANCE (a value a hair under a level counts as on it)."""
+    return (0.0, 1.0 / levels) if mode == "floor" else (-0.5 / levels, 0.5 / levels)
+
+
+def quantization_error(values, levels, mode="floor"):
+    """clamp(x, 0, 1) - CQ(x) for the pre-activations x that lie inside [0, 1] (elsewhere CQ equals the
+    clamp and the error is 0), as a flat tensor."""
+    x = torch.as_tensor(values).flatten()
+    x = x[(x >= 0) & (x <= 1)]
+    return x - staircase(x, levels, mode)
+
+
+def ste_gradient(x, levels=4, mode="floor"):
+    """The gradient that backpropagation gives CQ(levels, mode) at each x: the straight-through
+    estimator, 1 inside [0, 1] and 0 outside (chapter 2)."""
+    x = torch.as_tensor(x, dtype=torch.float32).clone().requires_grad_(True)
+    CQ(levels, mode)(x).sum().backward()
+    return x.grad
+
+
 __all__ = ["CQ", "Clamp", "staircase", "to_cq", "to_clamp", "quantize_tensor", "check_levels",
-           "check_mode", "MODES", "TOLERANCE"]
+           "check_mode", "MODES", "TOLERANCE", "with_ceiling",
+           "error_bounds", "quantization_error", "ste_gradient"]

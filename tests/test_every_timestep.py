@@ -77,3 +77,13 @@ def test_activations_inputs_outputs_and_batches(plain, cq16, x):
                                                  analysis.cq_activations(cq16, x)))
     with pytest.raises(ValueError, match="where"):
         analysis.activations(plain, x, "middle")
+
+
+def test_every_timestep_yields_only_the_asked_timesteps(cq16, x):
+    snn = cq.convert(cq16, 9, "spikes")
+    every = {s["timesteps"]: [c.clone() for c in s["counts"]] for s in analysis.every_timestep(cq16, snn, x)}
+    some = {s["timesteps"]: [c.clone() for c in s["counts"]]
+            for s in analysis.every_timestep(cq16, snn, x, timesteps=[7, 3])}
+    assert sorted(some) == [3, 7] and all(torch.equal(a, b) for T in some for a, b in zip(some[T], every[T]))
+    with pytest.raises(ValueError, match="1..9"):
+        next(analysis.every_timestep(cq16, snn, x, timesteps=[10]))

@@ -230,3 +230,17 @@ def test_static_mode_draws_matplotlib_small_multiples(static, cq16, few):
         for ax in f.axes:
             if ax.get_label() != "<colorbar>":
                 assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+
+
+def test_simulations_run_each_setting_once_then_slice():
+    from cqlearn.widgets._explorer import Simulations
+
+    calls = []
+    runs = Simulations(lambda key, upto: calls.append((key, upto)) or {"key": key, "steps": upto},
+                       lambda run: run["steps"], longest=64)
+    assert runs("a", 16)["steps"] == 64 and calls == [("a", 64)]  # the first setting: to the longest at once
+    assert runs("a", 40)["steps"] == 64 and len(calls) == 1  # moving T slices
+    assert runs("b", 16)["steps"] == 16 and calls[-1] == ("b", 16)  # a new setting: as far as asked
+    assert runs("b", 12)["steps"] == 16 and len(calls) == 2
+    assert runs("b", 20)["steps"] == 64 and calls[-1] == ("b", 64)  # past what it holds: to the longest
+    assert runs("c", 100)["steps"] == 100 and calls[-1] == ("c", 100)  # beyond the longest: as asked

@@ -8,20 +8,13 @@ import math
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from ..analysis import activations  # noqa: F401  (chapter 1 records pre-activations with it)
+from ..analysis import activations, ceiling_sweep  # noqa: F401  (chapter 1 uses them as cqw.*)
 from ..neuron import constant_current_counts
-from ..quant import with_ceiling
+from ..quant import with_ceiling  # noqa: F401  (chapter 1's exercise uses it as cqw.with_ceiling)
 from ..train import evaluate
 from . import static_mode
 from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
-
-
-def ceiling_sweep(model, dataset, ceilings, progress=True):
-    """{ceiling: test accuracy} of `model` with every activation clamped at each ceiling, no retraining."""
-    return {c: evaluate(with_ceiling(model, c), dataset)
-            for c in tqdm(ceilings, desc="ceiling sweep", disable=not progress)}
 
 
 def rate_vs_current(timesteps=(4, 16), ax=None):

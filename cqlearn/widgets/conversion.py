@@ -4,15 +4,13 @@
 layer it tabulates each neuron's CQ-CNN activation a against its spike count N, so exact neurons
 (N = a * T) lie on the diagonal.
 """
-import functools
-
 import numpy as np
 import torch
 
 from ..analysis import EXACT, every_timestep
 from ..convert import convert
 from . import static_mode
-from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
+from ._explorer import Simulations, explorer, single_threaded, slider_style, small_multiples, trace
 
 
 def agreement_table(rows):
@@ -32,12 +30,9 @@ def simulate_layers(model, x, timesteps, encoding="current"):
 def layers_every_timestep(model, x, timesteps, encoding="current"):
     """{T: simulate_layers(model, x, T, encoding)} for each T in `timesteps`, from one simulation to the
     largest (cq.analysis.every_timestep, chapter 5)."""
-    wanted, pairs = set(timesteps), {}
-    for step in every_timestep(model, convert(model, max(wanted), encoding), x):
-        if step["timesteps"] in wanted:
-            pairs[step["timesteps"]] = [(a.flatten(1).clone(), n.flatten(1).clone())
-                                        for a, n in zip(step["activations"], step["counts"])]
-    return pairs
+    return {step["timesteps"]: [(a.flatten(1).clone(), n.flatten(1).clone())
+                                for a, n in zip(step["activations"], step["counts"])]
+            for step in every_timestep(model, convert(model, max(timesteps), encoding), x, timesteps=timesteps)}
 
 
 @single_threaded
@@ -92,10 +87,12 @@ def conversion_explorer(model, x, timesteps=16, layer=0, encoding="current"):
     levels = next(m.levels for m in model.modules() if hasattr(m, "levels"))
     options = sorted({4, 8, 12, 16, 24, 32, 48, 64, timesteps})
     # one simulation per encoding, to the largest T, gives every T of the slider
-    every = functools.lru_cache(maxsize=3)(lambda encoding: layers_every_timestep(model, x, options, encoding))
+    every = Simulations(lambda encoding, upto: layers_every_timestep(model, x, [T for T in options if T <= upto]
+                                                                     or [upto], encoding),
+                        lambda pairs: max(pairs), max(options))
 
     def pairs(timesteps, encoding):
-        return every(encoding)[timesteps]
+        return every(encoding, timesteps)[timesteps]
 
     if static_mode():
         return conversion_small_multiples(pairs(timesteps, encoding), timesteps, levels,

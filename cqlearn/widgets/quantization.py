@@ -7,44 +7,13 @@ trained layer.
 """
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .. import plots
-from ..analysis import activations
-from ..quant import CQ, MODES, check_levels, check_mode, staircase, to_cq
-from ..train import evaluate
+from ..analysis import activations, levels_sweep  # noqa: F401  (chapter 2 sweeps L with it)
+from ..quant import MODES, check_levels, check_mode, error_bounds, quantization_error, staircase, ste_gradient
 from . import static_mode
 from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
 from .clamp import sample_values
-
-
-def levels_sweep(model, dataset, levels=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32), mode="floor", progress=True):
-    """{L: test accuracy} of the CQ twin of `model` with L levels (and `mode`), weights unchanged:
-    what quantizing costs a trained network before any fine-tuning (chapter 2)."""
-    return {L: evaluate(to_cq(model, L, mode), dataset)
-            for L in tqdm(levels, desc=f"levels sweep ({mode})", disable=not progress)}
-
-
-def error_bounds(levels, mode="floor"):
-    """The range of clamp(x) - CQ(x) for x in [0, 1]: [0, 1/L) for floor, (-1/2L, 1/2L] for round, up to
-    the staircase's TOLERANCE (a value a hair under a level counts as on it)."""
-    return (0.0, 1.0 / levels) if mode == "floor" else (-0.5 / levels, 0.5 / levels)
-
-
-def quantization_error(values, levels, mode="floor"):
-    """clamp(x, 0, 1) - CQ(x) for the pre-activations x that lie inside [0, 1] (elsewhere CQ equals the
-    clamp and the error is 0), as a flat tensor."""
-    x = torch.as_tensor(values).flatten()
-    x = x[(x >= 0) & (x <= 1)]
-    return x - staircase(x, levels, mode)
-
-
-def ste_gradient(x, levels=4, mode="floor"):
-    """The gradient that backpropagation gives CQ(levels, mode) at each x: the straight-through
-    estimator, 1 inside [0, 1] and 0 outside (chapter 2)."""
-    x = torch.as_tensor(x, dtype=torch.float32).clone().requires_grad_(True)
-    CQ(levels, mode)(x).sum().backward()
-    return x.grad
 
 
 def ste_figure(levels=4, mode="floor"):

@@ -5,8 +5,6 @@ and both networks' accuracy; plus the two-input toy that shows where timing erro
 it to sliders and a plotly FigureWidget, or draws `timesteps_small_multiples` in `static_mode()`.
 `timing_toy` / `timing_toy_figure` step one IF neuron fed by an excitatory and an inhibitory input.
 """
-import functools
-
 import numpy as np
 import torch
 
@@ -15,7 +13,7 @@ from ..convert import convert
 from ..neuron import if_step
 from ..quant import CQ, to_cq
 from . import static_mode
-from ._explorer import explorer, first_images, single_threaded, slider_style, small_multiples, trace
+from ._explorer import Simulations, explorer, first_images, single_threaded, slider_style, small_multiples, trace
 
 ORDERS = ("positive first", "interleaved", "negative first")
 
@@ -118,8 +116,8 @@ def timesteps_explorer(model, dataset, timesteps=16, levels=16, encoding="curren
         return timesteps_small_multiples(model, dataset, levels=levels, encoding=encoding, images=images)
     import ipywidgets as w
 
-    sweep = functools.lru_cache(maxsize=8)(
-        lambda levels: timesteps_sweep(model, dataset, levels, encoding, images, max(max_timesteps, timesteps)))
+    sweep = Simulations(lambda levels, upto: timesteps_sweep(model, dataset, levels, encoding, images, upto),
+                        lambda s: len(s["exact"]), max(max_timesteps, timesteps))
     controls = {
         "timesteps": w.IntSlider(value=timesteps, min=1, max=max(max_timesteps, timesteps), description="time steps T",
                                  **slider_style()),
@@ -129,7 +127,7 @@ def timesteps_explorer(model, dataset, timesteps=16, levels=16, encoding="curren
     }
     return explorer(controls, timesteps_figure(),
                     lambda fig, timesteps, levels: redraw_timesteps(fig, model, dataset, timesteps, levels, encoding,
-                                                                    images, sweep(levels)))
+                                                                    images, sweep(levels, timesteps)))
 
 
 def timing_toy(timesteps=16, order="positive first", weight=0.5, threshold=1.0):

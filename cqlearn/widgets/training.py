@@ -102,8 +102,11 @@ def stage_explorer(stages, x, stage="plain", layer=0):
         return stage_small_multiples(acts, layer)
     import ipywidgets as w
 
+    # every stage and layer once, here: moving a control then only redraws
+    data = {(s, i): stage_figure_data(s, i, acts) for s in acts for i in range(len(acts[s]))}
+
     def redraw(fig, layer, stage):
-        d = stage_figure_data(stage, layer, acts)
+        d = data[stage, layer]
         bars = trace(fig, "histogram")
         bars.x, bars.y, bars.width = d["centers"], d["fraction"], d["width"]
         fig.layout.title.text = d["title"]

@@ -47,10 +47,7 @@ class Case(NamedTuple):
 
 
 # Faults the test found in chapters other helpers are changing; remove the entry once fixed.
-KNOWN = {
-    "02_quantizing_activations.ipynb": "legend entries 'trace 0' and 'trace 5': unnamed traces in "
-                                       "cqlearn/widgets/quantization.py",
-}
+KNOWN = {}
 
 
 CASES = [  # every chapter's explorer; chapter 8's slider redraws on release (continuous_update=False)

@@ -93,3 +93,24 @@ def test_energy_counts_the_flush_steps_spikes():
     assert [r["spikes"] for r in rows[0][:2]] == [1, 3] and [r["spikes"] for r in rows[8][:2]] == [1, 7]
     assert rows[8][2]["synops"] == 7 and rows[0][2]["synops"] == 3  # the readout: one addition per spike
     assert rows[8][1]["rate"] == pytest.approx(7 / (3 * 12))  # per neuron and step, flush steps included
+
+
+def test_eval_flush_rows_match_the_library(tmp_path, capsys):
+    """cqlearn eval --flush K: one simulation per T, each row equal to cq.convert(..., flush=K) on the same
+    images, with the flush in the printed line and its own key in the checkpoint's record."""
+    from pathlib import Path
+
+    from cqlearn.cli import main
+    checkpoint = tmp_path / "digits.pt"
+    checkpoint.write_bytes(Path(cq.shipped("digits_cnn_cq16.pt")).read_bytes())
+    results = tmp_path / "results.csv"
+    main(["eval", str(checkpoint), "--neuron", "signed", "--encoding", "spikes", "--timesteps", "8", "16", "--flush",
+          "2", "--limit", "60", "--layer-images", "0", "--results", str(results), "--record", "--no-progress"])
+    assert " signed spikes T=16, flush 2 " in capsys.readouterr().out
+    import csv
+    rows = list(csv.DictReader(results.open()))
+    model, test_set = cq.load(checkpoint), cq.data.load("digits", "test", limit=60)
+    for row in rows:
+        snn = cq.convert(model, int(row["timesteps"]), "spikes", "signed", flush=2)
+        assert "--flush 2" in row["command"] and float(row["snn"]) == pytest.approx(cq.evaluate(snn, test_set))
+    assert model.meta["snn_accuracy"]["spikes signed, flush 2"][16] == pytest.approx(float(rows[1]["snn"]))

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 import cqlearn as cq
+from cqlearn import memory
 from test_snn import random_cq_net
 
 
@@ -32,6 +33,20 @@ def test_run_equals_run_stepwise_with_flush_steps(encoding, mode, neuron):
     assert torch.allclose(rec.output, snn.readout(rec.counts[-1] / T), atol=1e-12)  # the readout divides by T
     assert rec.input_counts is None or torch.equal(rec.input_counts, plain.input_counts)  # no input in flush
     assert any(s[T:].any() for s in rec.spikes)  # flush steps fire: the comparison is not vacuous
+
+
+def test_pieces_and_windows_with_flush_change_no_spike():
+    """memory.plan counts the flush steps in the recording (T + k rows): one image per piece still fits."""
+    model, x = random_cq_net(), torch.rand(6, 2, 8, 8, dtype=torch.float64)
+    snn = cq.convert(model, 4, "current", "signed", flush=5)
+    joined = snn.run(x, record=True)
+    footprint, steps = memory.plan(snn, x, record=True).footprint, snn.timesteps + snn.flush
+    snn.max_memory = (memory.recording_bytes(footprint, len(x), steps)
+                      + memory.work_bytes(footprint, 1, steps, float("inf"), 1)) / memory.HEADROOM + 1
+    snn.chunk = 1
+    assert memory.plan(snn, x, record=True).piece == 1
+    split = snn.run(x, record=True)
+    assert torch.equal(split.output, joined.output) and all(map(torch.equal, split.spikes, joined.spikes))
 
 
 def late_input_net():

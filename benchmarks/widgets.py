@@ -1,111 +1,164 @@
-"""Update latency of the book's explorers: each `cqlearn.widgets.<module>.<name>_figure_data` function
-called the way a slider drag calls it, one value after another.
+"""Update latency of the book's explorers, as a slider drag meets it: each chapter's explorer is built the
+way its chapter builds it (full-size arguments, not CQ_QUICK), then every control is dragged across its
+range, one value after another, and each change is timed from setting the value to the figure being
+redrawn (the explorer's observer runs synchronously: the library update plus the plotly trace updates).
 
-The functions are found at run time and their arguments filled by parameter name (inspect), so the
-benchmark follows the explorers as they change. A function whose required arguments have no filler
-here, or a module not written yet, is reported as skipped, with the reason.
+The first drag visits every value once (a setting that changes the dynamics simulates then); the second
+drag revisits them (cached explorers only slice). `python benchmarks/widgets.py --compare DIR` times the
+checkout at DIR (e.g. an older main) in the same run, explorer by explorer, each in a fresh process.
 """
-import importlib
-import inspect
-import pkgutil
+import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 
-import torch
-
-import cqlearn as cq
-
-REQUIRED = ("neuron", "quantization")  # the explorers the goal names; the others are reported too
-PRECOMPUTED = ("reference",)  # optional arguments an explorer computes once and passes to every update
-SWEEPS = {  # a drag across the slider, one update per value
-    "current": [0.05, 0.2, 0.3, 0.45, 0.6, 0.7, 0.85, 1.0],
-    "levels": [1, 2, 3, 4, 6, 8, 12, 16, 24, 32],
-    "timesteps": [8, 16, 24, 32, 48, 64, 96, 128],
-    "bits": [2, 3, 4, 5, 6, 8, 10, 12],
-    "ceiling": [0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
-    "threshold": [0.5, 0.75, 1.0, 1.25, 1.5],
-    "image": [0, 1, 2, 3, 4, 5],
-}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPLORERS = ("clamp", "quantization", "neuron", "training", "conversion", "raster", "timesteps", "bits", "energy")
+CHAPTER = {"clamp": 1, "quantization": 2, "neuron": 3, "training": 4, "conversion": 5, "raster": 6,
+           "timesteps": 7, "bits": 8, "energy": 10}
+POINTS = 8  # values per drag of an IntSlider or FloatSlider
 
 
-class Fillers:
-    """Arguments by parameter name, built on first use: the shipped digits CQ-CNN and test images."""
+def build(name):
+    """The chapter's explorer, as its chapter calls it (full mode)."""
+    import cqlearn as cq
+    from cqlearn.quant import to_clamp
 
-    def __init__(self):
-        self._cache = {}
+    test = cq.data.load("digits", "test")
+    cq16, plain = cq.load(cq.shipped("digits_cnn_cq16.pt")), cq.load(cq.shipped("digits_cnn_plain.pt"))
+    if name == "clamp":
+        from cqlearn.widgets import clamp
+        return clamp.clamp_explorer(plain, test, ceiling=1.0, images=360, progress=False)
+    if name == "quantization":
+        from cqlearn.widgets import quantization
+        levels = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)  # the chapter's sweep; the numbers do not change the cost
+        sweeps = {m: dict.fromkeys(levels, 0.9) for m in ("floor", "round")}
+        return quantization.quantization_explorer(cq16, test, levels=16, accuracies=sweeps, images=360)
+    if name == "neuron":
+        from cqlearn.widgets import neuron
+        return neuron.neuron_explorer(current=0.3, timesteps=16, threshold=1.0, reset="subtract")
+    if name == "training":
+        from cqlearn.widgets import training
+        stages = {"plain": (plain, None), "clamp": (to_clamp(plain), None), "cq": (cq16, None)}
+        return training.stage_explorer(stages, test.images[:360], stage="plain", layer=0)
+    if name == "conversion":
+        from cqlearn.widgets import conversion
+        return conversion.conversion_explorer(cq16, test.images[:64], timesteps=16, layer=0, encoding="current")
+    if name == "raster":
+        from cqlearn.widgets import raster
+        return raster.raster_explorer(cq16, test, image=0, layer=0, timesteps=32, encoding="spikes")
+    if name == "timesteps":
+        from cqlearn.widgets import timesteps
+        return timesteps.timesteps_explorer(cq16, test, timesteps=16, levels=16, encoding="current", images=128)
+    if name == "bits":
+        from cqlearn.widgets import bits
+        snn = cq.convert(cq16, 16, "spikes")
+        return bits.bits_explorer(snn, test, bits=8, layer=bits.weighted_layers(snn)[1], images=128)
+    if name == "energy":
+        from cqlearn.widgets import energy
+        return energy.energy_explorer(cq16, test, timesteps=16, encoding="spikes", images=64)
+    raise ValueError(name)
 
-    def _model(self):
-        try:
-            return cq.load(cq.shipped("digits_cnn_cq16.pt")).eval()
-        except Exception:  # noqa: BLE001 - a checkpoint out of step with the code
-            return cq.to_cq(cq.models.digits_cnn(), 16).eval()
 
-    def get(self, name):
-        if name not in self._cache:
-            self._cache[name] = self._make(name)
-        return self._cache[name]
-
-    def _make(self, name):
-        if name in ("model", "cq_model", "cnn"):
-            return self._model()
-        if name in ("dataset", "data", "test_set"):
-            return cq.data.load("digits", "test")
-        if name == "snn":
-            return cq.convert(self.get("model"), 32, "spikes")
-        if name == "reference":  # as bits_explorer makes it, for bits_figure_data's default images
-            from cqlearn.widgets.bits import full_precision_run
-            return full_precision_run(self.get("snn"), self.get("dataset"))
-        if name in ("values", "activations", "x"):
-            from cqlearn.fold import fold_batchnorm
-            with torch.no_grad():  # the first layer's pre-activations on 256 test digits
-                return fold_batchnorm(self.get("model"))[0](self.get("dataset").images[:256])
-        if name in SWEEPS:
-            return SWEEPS[name][len(SWEEPS[name]) // 2]
-        raise KeyError(name)
+def drag_values(control):
+    """The values a drag across `control` visits, ending back at its starting value."""
+    start = control.value
+    if hasattr(control, "_options_values"):  # SelectionSlider, ToggleButtons, Dropdown
+        values = list(control._options_values)
+    else:
+        low, high = control.min, control.max
+        values = [low + (high - low) * k / (POINTS - 1) for k in range(POINTS)]
+        if isinstance(start, int):
+            values = sorted({int(round(v)) for v in values})
+        else:
+            step = control.step or 0.01
+            values = [round(round(v / step) * step, 10) for v in values]
+    return [v for v in values if v != start] + [start]
 
 
-def discover():
-    """[(module name, function name, function or None, reason)] for every explorer module."""
-    import cqlearn.widgets as package
+def measure(name):
+    """{build, controls: {control: {first: [s], second: [s]}}} for one explorer."""
+    import torch
 
-    found = []
-    names = sorted({m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")} | set(REQUIRED))
-    for module_name in names:
-        try:
-            module = importlib.import_module(f"cqlearn.widgets.{module_name}")
-        except ImportError as error:
-            found.append((module_name, f"{module_name}_figure_data", None, f"not importable: {error}"))
+    torch.set_num_threads(1)
+    began = time.perf_counter()
+    box = build(name)
+    result = {"build": time.perf_counter() - began, "controls": {}}
+    for control_name, control in box.controls.items():
+        values, passes = drag_values(control), {}
+        for which in ("first", "second"):
+            times = []
+            for value in values:
+                began = time.perf_counter()
+                control.value = value
+                times.append(time.perf_counter() - began)
+            passes[which] = times
+        result["controls"][control_name] = passes
+    return result
+
+
+def child(name, code):
+    """measure(name) in a fresh process importing cqlearn from `code`."""
+    env = {**os.environ, "PYTHONPATH": code, "OMP_NUM_THREADS": "1", "CQ_STATIC": "0"}
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", name], env=env, cwd=code,
+                         capture_output=True, text=True, timeout=1800)
+    if out.returncode:
+        return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1][:200]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def summary(result):
+    """(worst update of any drag, worst of the second drags, median of all updates), in seconds."""
+    if "error" in result:
+        return None
+    first = [t for c in result["controls"].values() for t in c["first"]]
+    second = [t for c in result["controls"].values() for t in c["second"]]
+    return max(first), max(second), statistics.median(first + second)
+
+
+def compare(names, old=None):
+    """[{explorer, chapter, ours, old}] with measure()'s results, old and ours interleaved per explorer."""
+    rows = []
+    for name in names:
+        print(f"[widgets] {name} ...", file=sys.stderr, flush=True)
+        rows.append({"explorer": name, "chapter": CHAPTER[name], "old": child(name, old) if old else None,
+                     "ours": child(name, ROOT)})
+    return rows
+
+
+def table(rows):
+    ms = lambda s: f"{1000 * s:.0f} ms" if s >= 0.01 else f"{1000 * s:.1f} ms"
+    lines = ["| ch. | explorer | build | worst update, first drag | worst update, second drag | median | "
+             "old code: worst, first drag | per control (worst, first drag) |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        ours, old = r["ours"], r["old"]
+        s = summary(ours)
+        if s is None:
+            lines.append(f"| {r['chapter']} | {r['explorer']} | - | - | - | - | - | failed: {ours['error']} |")
             continue
-        functions = [(n, f) for n, f in vars(module).items()
-                     if n.endswith("_figure_data") and callable(f) and getattr(f, "__module__", "") == module.__name__]
-        if not functions:
-            found.append((module_name, f"{module_name}_figure_data", None, "no *_figure_data function yet"))
-        found += [(module_name, n, f, None) for n, f in sorted(functions)]
-    return found
+        o = summary(old) if old else None
+        per = ", ".join(f"{k} {ms(max(v['first']))}" for k, v in ours["controls"].items())
+        lines.append(f"| {r['chapter']} | {r['explorer']} | {ours['build']:.2f} s | {ms(s[0])} | {ms(s[1])} | "
+                     f"{ms(s[2])} | {ms(o[0]) if o else '-'} | {per} |")
+    return "\n".join(lines)
 
 
-def latency(function, fillers, repeats=1):
-    """Time a drag across the first sweepable parameter: {median, worst, calls, slider} in seconds."""
-    signature = inspect.signature(function)
-    arguments, slider = {}, None
-    for name, parameter in signature.parameters.items():
-        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            continue
-        if parameter.default is parameter.empty or name in PRECOMPUTED:
-            try:
-                arguments[name] = fillers.get(name)
-            except KeyError:
-                raise LookupError(f"no value for its argument {name!r}") from None
-        if slider is None and name in SWEEPS:
-            slider = name
-    values = SWEEPS[slider] if slider else [None]
-    function(**arguments)  # first call: imports and caches, as when the chapter draws the figure
-    times = []
-    for _ in range(repeats):
-        for value in values:
-            if slider:
-                arguments[slider] = value
-            began = time.perf_counter()
-            function(**arguments)
-            times.append(time.perf_counter() - began)
-    return {"median": statistics.median(times), "worst": max(times), "calls": len(times), "slider": slider}
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=EXPLORERS, default=list(EXPLORERS))
+    parser.add_argument("--compare", metavar="DIR", help="a checkout of older code to time in the same run")
+    parser.add_argument("--child", choices=EXPLORERS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(measure(args.child)))
+        return
+    rows = compare(args.only, args.compare)
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

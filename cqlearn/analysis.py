@@ -13,26 +13,42 @@ from tqdm.auto import tqdm
 from .convert import convert
 from .fold import fold_batchnorm
 from .neuron import encode
-from .quant import CQ
+from .quant import ACTIVATIONS, CQ
 from .train import predict
 
 
 @torch.no_grad()
-def cq_activations(model, x):
-    """The output of every CQ module of `model` for the batch x, in order. BatchNorm is folded first,
-    as `convert` does: folding is exact in real numbers but not in float32, and a pre-activation a hair
-    from a level would otherwise round one way in the CNN and the other in the SNN."""
+def activations(model, data, where="input", kinds=ACTIVATIONS, batch_size=512):
+    """The pre-activation (where="input") or the output of every activation module of `model`
+    whose type is in `kinds` (ReLU, Clamp, CQ), in order, for a batch x or a dataset: one tensor
+    (N, ...) per layer (chapters 1, 2 and 4). BatchNorm is folded first, as `convert` does: folding is
+    exact in real numbers but not in float32, and a pre-activation a hair from a level would otherwise
+    round one way in the CNN and the other in the SNN."""
+    if where not in ("input", "output"):
+        raise ValueError(f"where must be 'input' (pre-activations) or 'output', got {where!r}.")
     was_training = model.training
     folded = fold_batchnorm(model.eval())
     model.train(was_training)
-    outputs, hooks = [], [m.register_forward_hook(lambda m, i, o: outputs.append(o))
-                          for m in folded.modules() if isinstance(m, CQ)]
+    batches = [data] if torch.is_tensor(data) else (x for x, _ in DataLoader(data, batch_size=batch_size))
+    per_batch, modules = [], [m for m in folded.modules() if isinstance(m, kinds)]
+    if where == "input":
+        hooks = [m.register_forward_pre_hook(lambda m, args: per_batch[-1].append(args[0])) for m in modules]
+    else:
+        hooks = [m.register_forward_hook(lambda m, args, out: per_batch[-1].append(out)) for m in modules]
     try:
-        folded(x)
+        for x in batches:
+            per_batch.append([])
+            folded(x)
     finally:
         for hook in hooks:
             hook.remove()
-    return outputs
+    return [torch.cat(layer) for layer in zip(*per_batch)]
+
+
+def cq_activations(model, x):
+    """The output of every CQ module of `model` for the batch x, in order, BatchNorm folded (chapter 5):
+    the activation a of each neuron that predicts a * T spikes."""
+    return activations(model, x, "output", (CQ,))
 
 
 def input_rates(snn, x, seed=0):
@@ -107,3 +123,42 @@ def accuracy_vs_timesteps(model, dataset, timesteps=(8, 16, 32, 64, 128), encodi
     snn = convert(model, max(timesteps), encoding, neuron)
     predicted = predict_every_timestep(snn, dataset, timesteps, progress=progress, desc=f"T sweep ({encoding})")
     return {T: (predicted[T] == labels.cpu()).float().mean().item() for T in timesteps}
+
+
+@torch.no_grad()
+def every_timestep(model, snn, x, seed=0):
+    """Yield, for T = 1 .. snn.timesteps, what the network converted at T shows on the batch x, all from
+    one recorded simulation to snn.timesteps (chapters 5 and 7; no dynamics depend on T, only the
+    readout's division by T): a dict with timesteps, counts (per spiking layer, (B, ...) spikes so
+    far), activations (the CQ-CNN's CQ outputs for the input the SNN saw over T steps), output (the
+    SNN's logits after T steps) and cnn_output (the CQ-CNN's logits for that input). The dict's
+    tensors are updated in place for the next T: copy what you keep."""
+    rec = snn.run(x, record=True, all_timesteps=True, seed=seed)
+    folded = fold_batchnorm(model.eval())
+    x = x.to(rec.output.dtype)
+    inputs = None if snn.encoding == "current" else encode(x, snn.timesteps, snn.encoding, seed)
+    seen, counts = torch.zeros_like(x), [torch.zeros_like(c) for c in rec.counts]
+    cnn = None
+    for t in range(1, snn.timesteps + 1):
+        for count, spikes in zip(counts, rec.spikes):
+            count += spikes[t - 1]
+        if inputs is not None:
+            seen += inputs[t - 1]
+        if cnn is None or inputs is not None:  # "current": the CNN's input is x at every T
+            acts = activations(folded, x if inputs is None else seen / t, "output", (CQ,))
+            cnn = folded(x if inputs is None else seen / t)
+        yield {"timesteps": t, "counts": counts, "activations": acts, "output": rec.outputs[t - 1], "cnn_output": cnn}
+
+
+def agreement_every_timestep(model, snn, x, seed=0):
+    """Per T = 1 .. snn.timesteps, from one simulation (`every_timestep`, chapter 7): exact and
+    mae_spikes, (T, layers) arrays as in `layer_agreement`, and cnn, snn, (T, B) predicted classes."""
+    exact, mae, cnn, snn_pred = [], [], [], []
+    for step in every_timestep(model, snn, x, seed):
+        errors = count_errors(step["activations"], step["counts"], step["timesteps"])
+        exact.append(torch.stack([(e < EXACT).double().mean() for e in errors]))
+        mae.append(torch.stack([e.double().mean() for e in errors]))
+        cnn.append(step["cnn_output"].argmax(1))
+        snn_pred.append(step["output"].argmax(1))
+    return {"exact": torch.stack(exact).cpu(), "mae_spikes": torch.stack(mae).cpu(), "cnn": torch.stack(cnn).cpu(),
+            "snn": torch.stack(snn_pred).cpu()}

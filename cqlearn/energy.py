@@ -22,6 +22,8 @@ import copy
 import torch
 from torch import nn
 
+from .neuron import encode
+
 MAC_PJ = 4.6  # pJ per 32-bit float multiply-accumulate, 45 nm (Horowitz, ISSCC 2014)
 ADD_PJ = 0.9  # pJ per 32-bit float addition, 45 nm (Horowitz, ISSCC 2014)
 OPERATIONS = (nn.Conv2d, nn.Linear, nn.AvgPool2d)
@@ -132,6 +134,56 @@ def energy(rows, mac_pj=MAC_PJ, add_pj=ADD_PJ):
     return {"cnn": cnn, "snn": snn, "ratio": cnn / snn if snn else float("inf")}
 
 
+def fan_out(synapse, shape, dtype=torch.float32):
+    """The fan-out of every input neuron of the synapse, shaped like one input (`shape`): how many
+    additions one spike from it causes. The synapse with unit weights is linear, so this is the
+    gradient of the sum of its outputs (chapter 10)."""
+    _operation(synapse)
+    x = torch.zeros((1, *shape), dtype=dtype, requires_grad=True)
+    with torch.enable_grad():
+        _connectivity(synapse).to(dtype)(x).sum().backward()
+    return x.grad[0]
+
+
+@torch.no_grad()
+def count_every_timestep(snn, x, seed=0):
+    """[`count`'s rows for the network converted at T] for T = 1 .. snn.timesteps, from one recorded
+    simulation to snn.timesteps (chapter 10): the first T steps of a run are the run to T."""
+    T, B = snn.timesteps, len(x)
+    rec = snn.run(x, record=True, seed=seed)
+    dtype = rec.output.dtype
+    synapses = [layer.synapse for layer in snn.layers] + [snn.readout]
+    inputs = None if snn.encoding == "current" else encode(x.to(dtype), T, snn.encoding, seed).to(dtype)
+    trains = [inputs] + [s.abs().to(dtype) if s.dtype == torch.int8 else s.to(dtype) for s in rec.spikes]
+    per_layer = []  # per layer: (input spikes per step, synops per step, fired per step), each (T,)
+    for i, synapse in enumerate(synapses):
+        into = trains[i]
+        if into is None:
+            arrivals = operations = torch.zeros(T, dtype=torch.float64)
+        else:
+            weights = fan_out(synapse, into.shape[2:], dtype).to(into.device)
+            arrivals = into.flatten(1).sum(1).double().cpu()
+            operations = (into * weights).flatten(1).sum(1).double().cpu()
+        fired = trains[i + 1].flatten(1).sum(1).double().cpu() if i < len(snn.layers) else None
+        per_layer.append((arrivals.cumsum(0) / B, operations.cumsum(0) / B, None if fired is None else fired.cumsum(0)))
+    costs = cnn_costs(snn, x.shape[1:])
+    every = []
+    for t in range(1, T + 1):
+        rows = []
+        for i, (row, (arrivals, operations, fired)) in enumerate(zip(costs, per_layer)):
+            row = {k: v for k, v in row.items() if k != "shape"}
+            if inputs is None and i == 0:
+                row.update(snn_macs=row["macs"], input_spikes=0.0, synops=0.0)
+            else:
+                row.update(snn_macs=0, input_spikes=arrivals[t - 1].item(), synops=operations[t - 1].item())
+            if fired is not None:
+                rate = fired[t - 1].item() / (B * row["neurons"] * t)
+                row.update(spikes=fired[t - 1].item() / B, rate=rate, sparsity=1 - rate)
+            rows.append(row)
+        every.append(rows)
+    return every
+
+
 def _name(op):
     if isinstance(op, nn.Conv2d):
         return f"Conv2d {op.in_channels}->{op.out_channels}"
@@ -140,4 +192,4 @@ def _name(op):
     return f"AvgPool2d {_area(op.kernel_size)}"
 
 
-__all__ = ["MAC_PJ", "ADD_PJ", "cnn_operations", "cnn_costs", "synaptic_operations", "count", "energy"]
+__all__ = ["MAC_PJ", "ADD_PJ", "cnn_operations", "cnn_costs", "synaptic_operations", "count", "count_every_timestep", "energy", "fan_out"]

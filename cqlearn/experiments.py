@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from . import analysis, data, distributed, models
@@ -155,6 +154,7 @@ def train_run(out, config, root=None, download=False, device=None, amp=None, res
     precision = pick_precision(device, precision, amp)
     plan = dict(zip(STAGES, c.epochs))
     train_set = data.load(c.dataset, "train", root=root, download=download, limit=c.limit, augment=c.augment)
+    train_set = train_set.to(device)  # once, not every epoch
     test_set = data.load(c.dataset, "test", root=root, limit=c.test_limit)
     last = out / "last.pt"
     state = _state(last, c, resume, log)
@@ -266,12 +266,7 @@ def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_x=None, 
     device = next(snn.parameters()).device
     cq_predictions = cq_predictions.cpu()
     if predicted is None:
-        predicted = []
-        loader = batches(test_set, batch_size, device=device)
-        for x, _ in tqdm(loader, desc=desc, total=math.ceil(len(test_set) / batch_size), disable=not progress,
-                         leave=False, mininterval=10):
-            predicted.append(snn(x).argmax(1).cpu())
-        predicted = torch.cat(predicted)
+        predicted = predict(snn, test_set, batch_size, device, progress, desc)
     row = {"snn": distributed.fraction(predicted == test_set.labels),
            "agreement": distributed.fraction(predicted == cq_predictions)}
     if layer_x is not None:

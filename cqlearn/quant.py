@@ -68,10 +68,17 @@ class _StraightThrough(torch.autograd.Function):
 
 
 class Clamp(nn.Module):
-    """ReLU capped at 1: the rate of a neuron that fires at most once per step. Chapter 1."""
+    """ReLU capped at `ceiling` (1: the rate of a neuron that fires at most once per step). Chapter 1."""
+
+    def __init__(self, ceiling=1.0):
+        super().__init__()
+        self.ceiling = float(ceiling)
 
     def forward(self, x):
-        return x.clamp(0.0, 1.0)
+        return x.clamp(0.0, self.ceiling)
+
+    def extra_repr(self):
+        return "" if self.ceiling == 1 else f"ceiling={self.ceiling:g}"
 
 
 class CQ(nn.Module):
@@ -128,6 +135,13 @@ def _twin(model, make, **arch_changes):
 def to_clamp(model):
     """The clamp twin of a plain model: every ReLU becomes Clamp (stage 2 of the recipe, chapter 4)."""
     return _twin(model, Clamp, activation="clamp")
+
+
+def with_ceiling(model, ceiling):
+    """A copy of `model` with every activation clamped at `ceiling`, min(max(x, 0), ceiling), weights
+    unchanged (chapter 1): ceiling=inf is the ReLU network, ceiling=1 its clamp twin."""
+    twin = _replace_activations(copy.deepcopy(model), lambda: Clamp(ceiling))
+    return twin.train(model.training)
 
 
 def to_cq(model, levels=16, mode="floor"):

@@ -18,12 +18,6 @@ pytest.importorskip("nbgrader")
 from cqlearn import course  # noqa: E402
 
 CHAPTERS = [path.name for path in course.chapters()]
-# Chapters 6-10 are converted to the exercise convention by the lab-chapters branch (issue 10); until it is
-# merged they fail the convention tests. strict: a chapter that passes must leave this list.
-PENDING = ("06_", "07_", "08_", "09_", "10_")
-pending = [pytest.param(name, marks=pytest.mark.xfail(
-    reason="not yet in the exercise convention (lab-chapters branch, issue 10)", strict=True))
-    if name.startswith(PENDING) else name for name in CHAPTERS]
 SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 
@@ -87,7 +81,7 @@ def test_no_solution_or_hidden_test_line_reaches_the_student_edition(student, na
         assert not leaked, f"{name}, cell {grading(cell).get('grade_id', text[:40])!r} shows {leaked}"
 
 
-@pytest.mark.parametrize("name", pending)
+@pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_follows_the_exercise_convention(name):
     book = cells(course.BOOK / name)
     answers = {grading(c)["grade_id"]: c for c in book if grading(c).get("solution")}
@@ -111,6 +105,17 @@ def test_the_instructor_page_stays_with_the_instructor(student):
     assert (student / "notation.md").exists() and not (student / "instructor.md").exists()
     assert "file: notation" in (student / "_toc.yml").read_text()
     assert "instructor" not in (student / "_toc.yml").read_text()
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_student_answer_cells_are_shown_and_the_static_book_may_show_their_errors(student, name):
+    exercises = [c for c in cells(student / name) if grading(c).get("solution") or grading(c).get("grade")]
+    assert exercises
+    for cell in exercises:
+        tags = cell["metadata"].get("tags", [])
+        assert "hide-input" not in tags and "raises-exception" in tags
+        if grading(cell).get("solution"):
+            assert course.CODE_STUB in source(cell)
 
 
 def test_grade_ids_are_unique_in_the_book():

@@ -36,13 +36,21 @@ def full_precision_run(snn, dataset, images=128):
     return snn.run(first_images(dataset, images, snn)[0])
 
 
+def bits_runs(snn, dataset, bits=range(2, 13), images=128, readout=True, progress=True):
+    """{n: snn.with_weight_bits(n, readout).run(...)} on the first `images` images of `dataset` for each
+    bit width: the explorer simulates every width once, then moving the slider only reads (chapter 8)."""
+    x = first_images(dataset, images, snn)[0]
+    return {b: snn.with_weight_bits(b, readout=readout).run(x)
+            for b in tqdm(bits, desc="weight bits", disable=not progress)}
+
+
 @single_threaded
-def bits_figure_data(snn, dataset, bits=8, layer=0, images=128, readout=True, reference=None):
+def bits_figure_data(snn, dataset, bits=8, layer=0, images=128, readout=True, reference=None, run=None):
     """What the bits explorer draws for one bit width (chapter 8).
 
     snn: a SpikingNetwork (full precision); its n-bit copy is snn.with_weight_bits(bits, readout).
     reference: full_precision_run(snn, dataset, images) when the caller has it already (the explorer
-    runs it once, so moving the slider simulates only the n-bit network).
+    runs it once); run: the n-bit network's run on those images, from bits_runs (default: simulated here).
     Returns a dict:
       weights, quantized   layer `layer`'s weights (flat) in units of their max |w|, before and after
       values, counts       the distinct quantized values and how many weights take each;  step  2**(1 - bits)
@@ -52,13 +60,13 @@ def bits_figure_data(snn, dataset, bits=8, layer=0, images=128, readout=True, re
     """
     w = _weight(snn, layer).cpu()
     q, scale = quantize_tensor(w, int(bits))
-    low = snn.with_weight_bits(int(bits), readout=readout)
     x, y = first_images(dataset, images, snn)
     full = snn.run(x) if reference is None else reference
-    if full.output.shape[0] != len(y):
-        raise ValueError(f"reference holds {full.output.shape[0]} images, but images={images} gives {len(y)}; "
-                         "make it with full_precision_run(snn, dataset, images).")
-    short = low.run(x)
+    short = snn.with_weight_bits(int(bits), readout=readout).run(x) if run is None else run
+    for what, given in (("reference", full), ("run", short)):
+        if given.output.shape[0] != len(y):
+            raise ValueError(f"{what} holds {given.output.shape[0]} images, but images={images} gives {len(y)}; "
+                             "make it with full_precision_run or bits_runs(snn, dataset, images=images).")
     errors = np.array([(a - b).abs().mean().item() for a, b in zip(full.counts, short.counts)])
     p_full, p_low = full.output.argmax(1).cpu(), short.output.argmax(1).cpu()
     accuracy, full_accuracy = (p_low == y).float().mean().item(), (p_full == y).float().mean().item()
@@ -95,9 +103,9 @@ def bits_figure():
     return fig
 
 
-def redraw_bits(fig, snn, dataset, bits, layer, images, readout, reference=None):
+def redraw_bits(fig, snn, dataset, bits, layer, images, readout, reference=None, run=None):
     """Write bits_figure_data(...) into the explorer's figure."""
-    d = bits_figure_data(snn, dataset, bits, layer, images, readout, reference)
+    d = bits_figure_data(snn, dataset, bits, layer, images, readout, reference, run)
     full, short, line = trace(fig, "full"), trace(fig, "n-bit"), trace(fig, "count error")
     full.x = d["weights"]
     short.x, short.y, short.width = d["values"], d["counts"], min(d["step"] / 2, 0.02)
@@ -134,17 +142,18 @@ def bits_explorer(snn, dataset, bits=8, layer=0, images=128, readout=True):
         return bits_small_multiples(snn, dataset, layer=layer, images=images, readout=readout)
     import ipywidgets as w
 
+    widths = range(2, 13)
     controls = {
-        "bits": w.IntSlider(value=bits, min=2, max=12, description="weight bits n", continuous_update=False,
-                            **slider_style()),
+        "bits": w.IntSlider(value=bits, min=widths[0], max=widths[-1], description="weight bits n", **slider_style()),
         "layer": w.Dropdown(value=layer, options=[(str(i) if i < len(snn.layers) else "readout", i)
                                                   for i in weighted_layers(snn)], description="weights of layer",
                             style={"description_width": "11em"}),
     }
-    reference = full_precision_run(snn, dataset, images)  # the same for every bit width: run it once
+    reference = full_precision_run(snn, dataset, images)  # every setting simulated once, here
+    runs = bits_runs(snn, dataset, widths, images, readout)
     return explorer(controls, bits_figure(),
-                    lambda fig, **values: redraw_bits(fig, snn, dataset, images=images, readout=readout,
-                                                      reference=reference, **values))
+                    lambda fig, bits, layer: redraw_bits(fig, snn, dataset, bits, layer, images, readout, reference,
+                                                         runs[bits]))
 
 
 def accuracy_vs_bits(snn, dataset, bits=(4, 6, 8, 9, 10), readout=True, progress=True):

@@ -4,76 +4,18 @@
 activation becomes min(max(x, 0), c), and the figure shows which activations of a trained ReLU
 network c cuts off and what that costs in accuracy without retraining.
 """
-import copy
 import math
 
 import numpy as np
 import torch
-from torch import nn
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..analysis import activations  # noqa: F401  (chapter 1 records pre-activations with it)
 from ..neuron import constant_current_counts
-from ..quant import CQ, Clamp
+from ..quant import with_ceiling
 from ..train import evaluate
 from . import static_mode
-from ._explorer import explorer, single_threaded, slider_style, small_multiples
-
-
-class ClampAt(nn.Module):
-    """ReLU with a ceiling: min(max(x, 0), ceiling). ceiling=inf is ReLU, ceiling=1 is cq.Clamp (chapter 1)."""
-
-    def __init__(self, ceiling=1.0):
-        super().__init__()
-        self.ceiling = float(ceiling)
-
-    def forward(self, x):
-        return x.clamp(0.0, self.ceiling)
-
-    def extra_repr(self):
-        return f"ceiling={self.ceiling:g}"
-
-
-ACTIVATIONS = (nn.ReLU, Clamp, ClampAt, CQ)
-
-
-def with_ceiling(model, ceiling):
-    """A copy of the nn.Sequential `model` with every ReLU or Clamp replaced by ClampAt(ceiling); the
-    weights are not retrained (chapter 1)."""
-    twin = copy.deepcopy(model)
-    for name, child in twin.named_children():
-        if isinstance(child, (nn.ReLU, Clamp, ClampAt)):
-            setattr(twin, name, ClampAt(ceiling))
-        elif isinstance(child, nn.Sequential):
-            setattr(twin, name, with_ceiling(child, ceiling))
-    return twin.train(model.training)
-
-
-@torch.no_grad()
-def activations(model, data, where="input", batch_size=512):
-    """The input (where="input", the pre-activation) or output (where="output") of every activation
-    module (ReLU, Clamp, ClampAt, CQ) of `model`, in order, for a batch of images or a dataset: one
-    tensor (N, ...) per activation layer, computed in eval mode (chapters 1, 2 and 4)."""
-    if where not in ("input", "output"):
-        raise ValueError(f"where must be 'input' or 'output', got {where!r}.")
-    batches = [data] if torch.is_tensor(data) else (x for x, _ in DataLoader(data, batch_size=batch_size))
-    modules = [m for m in model.modules() if isinstance(m, ACTIVATIONS)]
-    per_batch = []
-    if where == "input":
-        hooks = [m.register_forward_pre_hook(lambda m, args: per_batch[-1].append(args[0])) for m in modules]
-    else:
-        hooks = [m.register_forward_hook(lambda m, args, out: per_batch[-1].append(out)) for m in modules]
-    was_training = model.training
-    try:
-        model.eval()
-        for x in batches:
-            per_batch.append([])
-            model(x)
-    finally:
-        model.train(was_training)
-        for hook in hooks:
-            hook.remove()
-    return [torch.cat(layer) for layer in zip(*per_batch)]
+from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
 
 
 def ceiling_sweep(model, dataset, ceilings, progress=True):
@@ -131,9 +73,9 @@ def clamp_figure_data(ceiling, values, layer=0, accuracies=None, reference=None,
     the positive ReLU outputs, as a fraction of all activations), over (True for bins above c);
     clipped (fraction of activations above c); lost (mean of max(x - c, 0)); accuracy; title."""
     v = values.flatten().numpy() if torch.is_tensor(values) else np.asarray(values).ravel()
-    x = np.linspace(-0.5, max(4.0, 1.1 * ceiling), 401)
     positive = v[v > 0]
     top = max(float(positive.max()) if positive.size else 1.0, ceiling)
+    x = np.linspace(-0.5, max(4.0, 1.05 * top), 401)  # the activation panel spans every activation
     counts, edges = np.histogram(positive, bins=bins, range=(0.0, top))
     centers = (edges[:-1] + edges[1:]) / 2
     clipped = float(np.mean(v > ceiling))
@@ -152,26 +94,28 @@ def clamp_figure(accuracies=None, reference=None):
     from plotly.subplots import make_subplots
 
     fig = go.FigureWidget(make_subplots(
-        rows=1, cols=3, horizontal_spacing=0.08,
+        rows=1, cols=3, horizontal_spacing=0.13,  # room for each panel's y-axis title
         subplot_titles=("activation", "ReLU outputs of the layer", "accuracy, no retraining")))
-    fig.add_scatter(name="ReLU", mode="lines", line={"color": "gray"}, row=1, col=1)
-    fig.add_scatter(name="clamp at c", mode="lines", line={"color": "#1f77b4", "width": 3}, row=1, col=1)
-    fig.add_bar(name="activations", showlegend=False, row=1, col=2)
-    fig.add_scatter(name="ceiling c", mode="lines", line={"color": "red", "dash": "dash"}, row=1, col=2)
+    fig.add_scatter(name="ReLU", meta="relu", mode="lines", line={"color": "gray"}, row=1, col=1)
+    fig.add_scatter(name="clamp at c", meta="clamped", mode="lines", line={"color": "#1f77b4", "width": 3}, row=1, col=1)
+    fig.add_bar(name="activations", meta="histogram", showlegend=False, row=1, col=2)
+    fig.add_scatter(name="ceiling c", meta="ceiling", mode="lines", line={"color": "red", "dash": "dash"}, row=1, col=2)
     ceilings = sorted(accuracies or {})
     finite = [c for c in ceilings if math.isfinite(c)]
-    fig.add_scatter(name="accuracy", mode="lines+markers", x=finite,
+    fig.add_scatter(name="accuracy", meta="accuracy", mode="lines+markers", x=finite,
                     y=[100 * accuracies[c] for c in finite], line={"color": "black"}, row=1, col=3)
-    fig.add_scatter(name="this ceiling", mode="markers", marker={"color": "red", "size": 12}, row=1, col=3)
+    fig.add_scatter(name="this ceiling", meta="this ceiling", mode="markers", marker={"color": "red", "size": 12},
+                    row=1, col=3)
     if reference is not None and finite:
-        fig.add_scatter(name="ReLU network", mode="lines", x=[finite[0], finite[-1]],
+        fig.add_scatter(name="ReLU network", meta="reference", mode="lines", x=[finite[0], finite[-1]],
                         y=[100 * reference] * 2, line={"color": "gray", "dash": "dot"}, row=1, col=3)
     fig.update_layout(height=420, bargap=0, margin={"t": 90, "l": 60, "r": 20, "b": 60}, title={"x": 0.5},
                       legend={"orientation": "h", "y": -0.25})
     fig.update_xaxes(title_text="pre-activation x", row=1, col=1)
-    fig.update_yaxes(title_text="activation (spikes per step)", row=1, col=1)
+    fig.update_yaxes(title_text="activation", title_standoff=2, row=1, col=1)
     fig.update_xaxes(title_text="ReLU output", row=1, col=2)
-    fig.update_yaxes(title_text="fraction of activations", type="log", exponentformat="power", row=1, col=2)
+    fig.update_yaxes(title_text="fraction of activations", title_standoff=2, type="log", exponentformat="power",
+                     row=1, col=2)
     fig.update_xaxes(title_text="ceiling c", row=1, col=3)
     fig.update_yaxes(title_text="test accuracy (%)", row=1, col=3)
     return fig
@@ -216,12 +160,13 @@ def clamp_explorer(model, dataset, ceiling=1.0, layer=0, images=256, ceilings=No
 
     def redraw(fig, ceiling, layer):
         d = clamp_figure_data(ceiling, values[layer], layer, accuracies, reference)
-        relu, clamped, bars, line, _, marker, *_ = fig.data
+        relu, clamped, bars, line = (trace(fig, k) for k in ("relu", "clamped", "histogram", "ceiling"))
+        marker = trace(fig, "this ceiling")
         relu.x, relu.y, clamped.x, clamped.y = d["x"], d["relu"], d["x"], d["clamped"]
         bars.x, bars.y, bars.width = d["centers"], d["counts"], d["width"]
         bars.marker.color = np.where(d["over"], "crimson", "steelblue")
         line.x, line.y = [ceiling, ceiling], [float(d["counts"][d["counts"] > 0].min()), 1.0]
-        marker.x, marker.y = [ceiling], [100 * d["accuracy"]]
+        marker.x, marker.y = ([ceiling], [100 * d["accuracy"]]) if d["accuracy"] is not None else ([], [])
         fig.layout.title.text = d["title"]
 
     controls = {

@@ -9,10 +9,10 @@ import functools
 import numpy as np
 import torch
 
-from ..analysis import EXACT, cq_activations, input_rates
+from ..analysis import EXACT, every_timestep
 from ..convert import convert
 from . import static_mode
-from ._explorer import explorer, slider_style, small_multiples
+from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
 
 
 def agreement_table(rows):
@@ -23,16 +23,24 @@ def agreement_table(rows):
     return "\n".join(lines)
 
 
-@torch.no_grad()
 def simulate_layers(model, x, timesteps, encoding="current"):
     """Per spiking layer: (CQ-CNN activations, SNN spike counts), both flattened to (N, neurons), for
     `model` converted at `timesteps` with `encoding`. The CNN sees the input as the SNN does."""
-    snn = convert(model, timesteps, encoding)
-    counts = snn.run(x).counts
-    acts = cq_activations(model, input_rates(snn, x))
-    return [(a.flatten(1), n.flatten(1)) for a, n in zip(acts, counts)]
+    return layers_every_timestep(model, x, [timesteps], encoding)[timesteps]
 
 
+def layers_every_timestep(model, x, timesteps, encoding="current"):
+    """{T: simulate_layers(model, x, T, encoding)} for each T in `timesteps`, from one simulation to the
+    largest (cq.analysis.every_timestep, chapter 5)."""
+    wanted, pairs = set(timesteps), {}
+    for step in every_timestep(model, convert(model, max(wanted), encoding), x):
+        if step["timesteps"] in wanted:
+            pairs[step["timesteps"]] = [(a.flatten(1).clone(), n.flatten(1).clone())
+                                        for a, n in zip(step["activations"], step["counts"])]
+    return pairs
+
+
+@single_threaded
 def conversion_figure_data(pairs, layer, timesteps, levels):
     """What the conversion explorer draws for one layer (chapter 5).
 
@@ -56,8 +64,8 @@ def conversion_figure():
     import plotly.graph_objects as go
 
     fig = go.FigureWidget()
-    fig.add_heatmap(colorscale="Viridis", colorbar={"title": {"text": "log10(1 + neurons)"}})
-    fig.add_scatter(name="rate = activation", mode="lines", x=[0, 1], y=[0, 1], line={"color": "red", "dash": "dash"})
+    fig.add_heatmap(name="neurons", meta="grid", colorscale="Viridis", colorbar={"title": {"text": "log10(1 + neurons)"}})
+    fig.add_scatter(name="rate = activation", meta="diagonal", mode="lines", x=[0, 1], y=[0, 1], line={"color": "red", "dash": "dash"})
     fig.update_layout(height=500, width=760, margin={"t": 70, "l": 70, "r": 20, "b": 60}, title={"x": 0.5},
                       xaxis={"title": {"text": "CQ-CNN activation a"}, "range": [-0.05, 1.05]},
                       yaxis={"title": {"text": "SNN rate N/T (spikes per step)"}, "range": [-0.05, 1.05]},
@@ -82,10 +90,12 @@ def conversion_explorer(model, x, timesteps=16, layer=0, encoding="current"):
     """Chapter 5's explorer: T (first slider), the layer and the encoding; a heat map of CQ-CNN
     activation against SNN rate over the images x, the title giving the share of exact counts."""
     levels = next(m.levels for m in model.modules() if hasattr(m, "levels"))
+    options = sorted({4, 8, 12, 16, 24, 32, 48, 64, timesteps})
+    # one simulation per encoding, to the largest T, gives every T of the slider
+    every = functools.lru_cache(maxsize=3)(lambda encoding: layers_every_timestep(model, x, options, encoding))
 
-    @functools.lru_cache(maxsize=16)
     def pairs(timesteps, encoding):
-        return simulate_layers(model, x, timesteps, encoding)
+        return every(encoding)[timesteps]
 
     if static_mode():
         return conversion_small_multiples(pairs(timesteps, encoding), timesteps, levels,
@@ -94,12 +104,13 @@ def conversion_explorer(model, x, timesteps=16, layer=0, encoding="current"):
 
     def redraw(fig, timesteps, layer, encoding):
         d = conversion_figure_data(pairs(timesteps, encoding), layer, timesteps, levels)
-        fig.data[0].x, fig.data[0].y, fig.data[0].z = d["activation"], d["rate"], np.log10(1 + d["grid"].T)
+        grid = trace(fig, "grid")
+        grid.x, grid.y, grid.z = d["activation"], d["rate"], np.log10(1 + d["grid"].T)
         fig.layout.title.text = f"{d['title']}, {encoding} encoding"
 
     controls = {
-        "timesteps": w.SelectionSlider(value=timesteps, options=[4, 8, 12, 16, 24, 32, 48, 64],
-                                       description="time steps T", continuous_update=False, **slider_style()),
+        "timesteps": w.SelectionSlider(value=timesteps, options=options, description="time steps T",
+                                       **slider_style()),
         "layer": w.IntSlider(value=layer, min=0, max=len(pairs(timesteps, encoding)) - 1, description="layer",
                              **slider_style()),
         "encoding": w.ToggleButtons(value=encoding, options=["current", "spikes", "poisson"], description="encoding",

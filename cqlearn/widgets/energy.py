@@ -12,10 +12,17 @@ from . import static_mode
 from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
 
 
+def energy_sweep(model, dataset, encoding="spikes", images=32, max_timesteps=128):
+    """cqlearn.energy.count_every_timestep's rows for every T <= max_timesteps on the first `images`
+    images of `dataset`, from one simulation (chapter 10)."""
+    return energy.count_every_timestep(convert(model, int(max_timesteps), encoding), dataset.images[:images])
+
+
 @single_threaded
-def energy_figure_data(model, dataset, timesteps=16, encoding="spikes", images=32):
+def energy_figure_data(model, dataset, timesteps=16, encoding="spikes", images=32, sweep=None):
     """What the energy explorer draws for one T (chapter 10), per image, averaged over the first
-    `images` images of `dataset`. Returns a dict:
+    `images` images of `dataset`. sweep: energy_sweep(model, dataset, encoding, images, T_max >= T),
+    which the explorer keeps, so that moving T reads a row (default: simulated here). Returns a dict:
       names          one label per layer ("0 Conv2d 1->32", ..., "readout Linear 256->10")
       macs           CNN multiply-accumulates plus pooling additions, per layer
       synops         SNN synaptic operations (additions) plus first-layer MACs under "current"
@@ -23,8 +30,9 @@ def energy_figure_data(model, dataset, timesteps=16, encoding="spikes", images=3
       cnn_uj, snn_uj energy per image in microjoules (Horowitz 2014, 45 nm);  ratio  cnn / snn
       rows           cqlearn.energy.count's rows;  title
     """
-    snn = convert(model, int(timesteps), encoding)
-    rows = energy.count(snn, dataset.images[:images])
+    if sweep is not None and len(sweep) < timesteps:
+        raise ValueError(f"sweep holds T <= {len(sweep)}; make it with energy_sweep(..., max_timesteps>={timesteps}).")
+    rows = (sweep or energy_sweep(model, dataset, encoding, images, timesteps))[int(timesteps) - 1]
     total = energy.energy(rows)
     ratio = total["ratio"]
     verdict = f"{ratio:.2f}× less than the CNN" if ratio >= 1 else f"{1 / ratio:.2f}× more than the CNN"
@@ -57,9 +65,9 @@ def energy_figure():
     return fig
 
 
-def redraw_energy(fig, model, dataset, timesteps, encoding, images):
+def redraw_energy(fig, model, dataset, timesteps, encoding, images, sweep=None):
     """Write energy_figure_data(...) into the explorer's figure."""
-    d = energy_figure_data(model, dataset, timesteps, encoding, images)
+    d = energy_figure_data(model, dataset, timesteps, encoding, images, sweep)
     cnn, snn, sparsity = trace(fig, "cnn"), trace(fig, "snn"), trace(fig, "sparsity")
     cnn.x, cnn.y = d["names"], d["macs"]
     snn.x, snn.y = d["names"], d["synops"]
@@ -70,7 +78,8 @@ def redraw_energy(fig, model, dataset, timesteps, encoding, images):
 def energy_small_multiples(model, dataset, timesteps=(8, 16, 32, 64), encoding="spikes", images=32):
     """Matplotlib figure: one column per T, operations per layer (top) and sparsity per layer (bottom)."""
     figure, axes = small_multiples(2, len(timesteps), width=3.4, height=2.8)
-    data = [energy_figure_data(model, dataset, T, encoding, images) for T in timesteps]
+    sweep = energy_sweep(model, dataset, encoding, images, max(timesteps))  # one simulation
+    data = [energy_figure_data(model, dataset, T, encoding, images, sweep) for T in timesteps]
     top = max(max(d["macs"].max(), d["synops"].max()) for d in data) * 2
     for col, (T, d) in enumerate(zip(timesteps, data)):
         x = np.arange(len(d["names"]))
@@ -86,16 +95,17 @@ def energy_small_multiples(model, dataset, timesteps=(8, 16, 32, 64), encoding="
     return figure
 
 
-def energy_explorer(model, dataset, timesteps=16, encoding="spikes", images=32):
+def energy_explorer(model, dataset, timesteps=16, encoding="spikes", images=32, max_timesteps=128):
     """Chapter 10's explorer: a T slider drives the operations per layer (CNN MACs against SNN synaptic
-    operations), the sparsity per layer, and the energy estimate in the title. In static_mode() returns
-    a matplotlib small multiple over T instead."""
+    operations), the sparsity per layer, and the energy estimate in the title. One simulation to
+    max_timesteps serves every T. In static_mode() returns a matplotlib small multiple over T instead."""
     if static_mode():
         return energy_small_multiples(model, dataset, encoding=encoding, images=images)
     import ipywidgets as w
 
-    controls = {"timesteps": w.IntSlider(value=timesteps, min=1, max=128, description="time steps T",
-                                         continuous_update=False, **slider_style())}  # redraw on release
+    max_timesteps = max(max_timesteps, timesteps)
+    sweep = energy_sweep(model, dataset, encoding, images, max_timesteps)
+    controls = {"timesteps": w.IntSlider(value=timesteps, min=1, max=max_timesteps, description="time steps T",
+                                         **slider_style())}
     return explorer(controls, energy_figure(),
-                    lambda fig, **values: redraw_energy(fig, model, dataset, encoding=encoding, images=images,
-                                                        **values))
+                    lambda fig, timesteps: redraw_energy(fig, model, dataset, timesteps, encoding, images, sweep))

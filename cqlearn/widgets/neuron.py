@@ -12,7 +12,7 @@ import torch
 from ..neuron import RESETS, if_step
 from ..quant import TOLERANCE
 from . import static_mode
-from ._explorer import explorer, single_threaded, slider_style, small_multiples
+from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
 
 def if_step_reset_to_zero(v, current, threshold):
     """One step of IF neurons that reset to zero instead of subtracting the threshold (chapter 3):
@@ -115,15 +115,15 @@ def neuron_figure():
     fig = go.FigureWidget(make_subplots(
         rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07, row_heights=[0.5, 0.14, 0.36],
         subplot_titles=("membrane potential", "spike train", "spike count N(t) against a·t/θ")))
-    fig.add_scatter(name="potential v", mode="lines", line={"color": "#1f77b4", "width": 2}, row=1, col=1)
-    fig.add_scatter(name="threshold θ", mode="lines", line={"color": "red", "dash": "dash"}, row=1, col=1)
-    fig.add_scatter(name="spike", mode="markers", marker={"color": "red", "size": 8, "symbol": "triangle-up"},
+    fig.add_scatter(name="potential v", meta="potential", mode="lines", line={"color": "#1f77b4", "width": 2}, row=1, col=1)
+    fig.add_scatter(name="threshold θ", meta="threshold", mode="lines", line={"color": "red", "dash": "dash"}, row=1, col=1)
+    fig.add_scatter(name="spike", meta="spike", mode="markers", marker={"color": "red", "size": 8, "symbol": "triangle-up"},
                     row=1, col=1)
-    fig.add_scatter(name="spikes", mode="markers", showlegend=False,
+    fig.add_scatter(name="spikes", meta="train", mode="markers", showlegend=False,
                     marker={"color": "black", "size": 18, "symbol": "line-ns-open", "line": {"width": 2}},
                     row=2, col=1)
-    fig.add_scatter(name="N(t), spikes so far", mode="lines", line={"shape": "hv", "color": "black"}, row=3, col=1)
-    fig.add_scatter(name="a·t/θ", mode="lines", line={"color": "gray", "dash": "dot"}, row=3, col=1)
+    fig.add_scatter(name="N(t), spikes so far", meta="count", mode="lines", line={"shape": "hv", "color": "black"}, row=3, col=1)
+    fig.add_scatter(name="a·t/θ", meta="ideal", mode="lines", line={"color": "gray", "dash": "dot"}, row=3, col=1)
     fig.update_layout(height=620, margin={"t": 80, "l": 70, "r": 20, "b": 50}, title={"x": 0.5},
                       legend={"orientation": "h", "y": -0.12})
     fig.update_yaxes(title_text="v (threshold units)", row=1, col=1)
@@ -136,8 +136,9 @@ def neuron_figure():
 def redraw_neuron(fig, current, timesteps, threshold, reset):
     """Write neuron_figure_data(...) into the explorer's figure."""
     d = neuron_figure_data(current, timesteps, threshold, reset)
-    trace, level, fired, train, count, ideal = fig.data
-    trace.x, trace.y = d["trace_t"], d["trace_v"]
+    line, level, fired, train, count, ideal = (trace(fig, k) for k in ("potential", "threshold", "spike", "train",
+                                                                      "count", "ideal"))
+    line.x, line.y = d["trace_t"], d["trace_v"]
     level.x, level.y = [0, timesteps], [threshold, threshold]
     fired.x, fired.y = d["spike_t"], d["spike_v"]
     train.x, train.y = d["spike_t"], np.ones(len(d["spike_t"]))

@@ -10,11 +10,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import plots
+from ..analysis import activations
 from ..quant import CQ, MODES, check_levels, check_mode, staircase, to_cq
 from ..train import evaluate
 from . import static_mode
-from ._explorer import explorer, single_threaded, slider_style, small_multiples
-from .clamp import activations, sample_values
+from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
+from .clamp import sample_values
 
 
 def levels_sweep(model, dataset, levels=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32), mode="floor", progress=True):
@@ -118,24 +119,28 @@ def quantization_figure(accuracies=None):
     from plotly.subplots import make_subplots
 
     fig = go.FigureWidget(make_subplots(
-        rows=1, cols=3, horizontal_spacing=0.08,
-        subplot_titles=("CQ staircase", "quantization error clamp(x) − CQ(x)", "accuracy, no retraining")))
-    fig.add_scatter(name="clamp", mode="lines", line={"color": "gray", "dash": "dash"}, row=1, col=1)
-    fig.add_scatter(name="CQ", mode="lines", line={"color": "#1f77b4", "width": 3}, row=1, col=1)
+        rows=1, cols=3, horizontal_spacing=0.13,  # room for each panel's y-axis title
+        subplot_titles=("CQ staircase", "error clamp(x) − CQ(x)", "accuracy, no retraining")))
+    # every trace is named and created with its data's type, so no legend entry reads "trace N"
+    fig.add_scatter(name="clamp(x)", meta="clamp", mode="lines", x=[], y=[], line={"color": "gray", "dash": "dash"},
+                    row=1, col=1)
+    fig.add_scatter(name="CQ(x)", meta="cq", mode="lines", x=[], y=[], line={"color": "#1f77b4", "width": 3},
+                    row=1, col=1)
     # the histogram as a filled outline: thin bars would render faintly
-    fig.add_scatter(name="error", showlegend=False, mode="lines", fill="tozeroy", line={"color": "#1f77b4"},
-                    row=1, col=2)
+    fig.add_scatter(name="error", meta="error", showlegend=False, mode="lines", x=[], y=[], fill="tozeroy",
+                    line={"color": "#1f77b4"}, row=1, col=2)
     for mode, color in zip(MODES, ("black", "darkorange")):
         points = sorted((accuracies or {}).get(mode, {}))
-        fig.add_scatter(name=f"{mode}", mode="lines+markers", x=points, line={"color": color},
-                        y=[100 * accuracies[mode][L] for L in points], row=1, col=3)
-    fig.add_scatter(name="this L", mode="markers", marker={"color": "red", "size": 12}, row=1, col=3)
+        fig.add_scatter(name=f"accuracy, {mode}", meta=f"accuracy {mode}", mode="lines+markers", x=points,
+                        line={"color": color}, y=[100 * accuracies[mode][L] for L in points], row=1, col=3)
+    fig.add_scatter(name="this L", meta="this L", mode="markers", x=[], y=[], marker={"color": "red", "size": 12},
+                    row=1, col=3)
     fig.update_layout(height=420, bargap=0, margin={"t": 90, "l": 60, "r": 20, "b": 60}, title={"x": 0.5},
                       legend={"orientation": "h", "y": -0.25})
     fig.update_xaxes(title_text="pre-activation x", row=1, col=1)
-    fig.update_yaxes(title_text="activation y", row=1, col=1)
+    fig.update_yaxes(title_text="activation y", title_standoff=2, row=1, col=1)
     fig.update_xaxes(title_text="error in steps of 1/L", range=[-0.55, 1.05], row=1, col=2)
-    fig.update_yaxes(title_text="fraction of activations in [0, 1]", row=1, col=2)
+    fig.update_yaxes(title_text="fraction of activations", title_standoff=2, row=1, col=2)
     ticks = sorted({L for points in (accuracies or {}).values() for L in points})
     fig.update_xaxes(title_text="levels L", type="log", tickvals=ticks or None, row=1, col=3)
     fig.update_yaxes(title_text="test accuracy (%)", range=[0, 102], row=1, col=3)
@@ -144,9 +149,8 @@ def quantization_figure(accuracies=None):
 
 def redraw_quantization(fig, levels, mode, values=None, accuracies=None):
     d = quantization_figure_data(levels, mode, values, accuracies)
-    clamp, cq, bars, *_, marker = fig.data
+    clamp, cq, bars, marker = (trace(fig, k) for k in ("clamp", "cq", "error", "this L"))
     clamp.x, clamp.y, cq.x, cq.y = d["x"], d["clamp"], d["x"], d["y"]
-    cq.name = f"CQ, L = {levels}"
     bars.x = np.repeat(d["edges"], 2)
     bars.y = np.concatenate([[0.0], np.repeat(d["fraction"], 2), [0.0]]) if len(d["edges"]) else []
     marker.x, marker.y = ([levels], [100 * d["accuracy"]]) if d["accuracy"] is not None else ([], [])

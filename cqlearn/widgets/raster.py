@@ -5,6 +5,8 @@ image and the membrane potential of three of its neurons.
 sliders and a plotly FigureWidget, or draws `raster_small_multiples` (every layer of one image) in
 `static_mode()`. `encodings_data` / `encodings_figure` show one image under the three input encodings.
 """
+import functools
+
 import numpy as np
 import torch
 
@@ -35,11 +37,22 @@ def chosen_neurons(counts, timesteps):
     return picks
 
 
+def raster_run(model, dataset, image=0, encoding="spikes", timesteps=128):
+    """One image's recorded run (spikes, potentials and the output at every T) of `model` converted
+    with `timesteps` and `encoding`: the first T steps of it are the run to T (chapter 6)."""
+    snn = convert(model, int(timesteps), encoding)
+    x, label = _image(dataset, image)
+    return {"snn": snn, "x": x, "label": label, "image": int(image), "encoding": encoding,
+            "recording": snn.run(x[None], record=True, all_timesteps=True)}
+
+
 @single_threaded
-def raster_figure_data(model, dataset, image=0, layer=0, timesteps=32, encoding="spikes"):
+def raster_figure_data(model, dataset, image=0, layer=0, timesteps=32, encoding="spikes", run=None):
     """Everything the raster explorer draws for one setting of its controls (chapter 6).
 
     model: a CQ-CNN (converted here with `timesteps` and `encoding`); dataset: images and labels.
+    run: raster_run(model, dataset, image, encoding, T_max >= timesteps), which the explorer keeps per
+    image and encoding, so that moving T or the layer only slices it (default: simulated here).
     Returns a dict of numpy arrays and numbers:
       picture          the image (H, W) or (H, W, 3) in [0, 1];  label, prediction (the SNN's class)
       raster_t/n       step (1..T) and row of every spike of the layer's shown neurons
@@ -49,18 +62,21 @@ def raster_figure_data(model, dataset, image=0, layer=0, timesteps=32, encoding=
       trace_t          steps 1..T;  traces  {neuron: membrane after reset (T,)};  trace_spikes  {neuron: steps}
       layers           number of spiking layers;  title
     """
-    snn = convert(model, int(timesteps), encoding)
+    timesteps = int(timesteps)
+    run = run or raster_run(model, dataset, image, encoding, timesteps)
+    if (run["image"], run["encoding"]) != (int(image), encoding) or run["snn"].timesteps < timesteps:
+        raise ValueError(f"run holds image {run['image']}, {run['encoding']!r} and T <= {run['snn'].timesteps}; make "
+                         f"it with raster_run(model, dataset, {image}, {encoding!r}, timesteps>={timesteps}).")
+    snn, rec, x, label = run["snn"], run["recording"], run["x"], run["label"]
     if not 0 <= layer < len(snn.layers):
         raise ValueError(f"layer must be in 0..{len(snn.layers) - 1}, got {layer!r}.")
-    x, label = _image(dataset, image)
-    rec = snn.run(x[None], record=True, membrane=[layer])
-    spikes = rec.spikes[layer][:, 0].reshape(timesteps, -1).cpu()
-    membrane = rec.membrane[layer][:, 0].reshape(timesteps, -1).cpu()
+    spikes = rec.spikes[layer][:timesteps, 0].reshape(timesteps, -1).cpu()
+    membrane = rec.membrane[layer][:timesteps, 0].reshape(timesteps, -1).cpu()
     shown = raster_neurons(spikes, MAX_NEURONS)
     t, n = raster_points(spikes[:, shown])
     t_axis = np.arange(1, timesteps + 1)
     neurons = chosen_neurons(spikes.sum(0), timesteps)
-    prediction = int(rec.output.argmax(1).cpu())
+    prediction = int(rec.outputs[timesteps - 1].argmax(1).cpu())
     total = int(spikes.sum())
     picture = x.permute(1, 2, 0).numpy() if x.shape[0] == 3 else x[0].numpy()
     return {
@@ -106,9 +122,9 @@ def raster_figure():
     return fig
 
 
-def redraw_raster(fig, model, dataset, image, layer, timesteps, encoding):
+def redraw_raster(fig, model, dataset, image, layer, timesteps, encoding, run=None):
     """Write raster_figure_data(...) into the explorer's figure."""
-    d = raster_figure_data(model, dataset, image, layer, timesteps, encoding)
+    d = raster_figure_data(model, dataset, image, layer, timesteps, encoding, run)
     trace(fig, "image").z = d["picture"] if d["picture"].ndim == 2 else d["picture"].mean(-1)
     dots = trace(fig, "spikes")
     dots.x, dots.y = d["raster_t"], d["raster_n"]
@@ -131,11 +147,12 @@ def redraw_raster(fig, model, dataset, image, layer, timesteps, encoding):
 
 def raster_small_multiples(model, dataset, image=0, timesteps=32, encoding="spikes"):
     """Matplotlib figure: the raster (top) and three membrane traces (bottom) of every layer for one image."""
-    first = raster_figure_data(model, dataset, image, 0, timesteps, encoding)
+    run = raster_run(model, dataset, image, encoding, timesteps)  # one simulation for every layer
+    first = raster_figure_data(model, dataset, image, 0, timesteps, encoding, run)
     layers = first["layers"]
     figure, axes = small_multiples(2, layers, width=3.0, height=2.8)
     for layer in range(layers):
-        d = first if layer == 0 else raster_figure_data(model, dataset, image, layer, timesteps, encoding)
+        d = first if layer == 0 else raster_figure_data(model, dataset, image, layer, timesteps, encoding, run)
         top, bottom = axes[0, layer], axes[1, layer]
         top.vlines(d["raster_t"], d["raster_n"] - 0.35, d["raster_n"] + 0.35, color="k", lw=0.8)
         top.set(title=f"layer {layer}: {d['spikes']} spikes\n({d['shown']} of {d['neurons']} neurons shown)",
@@ -153,24 +170,30 @@ def raster_small_multiples(model, dataset, image=0, timesteps=32, encoding="spik
     return figure
 
 
-def raster_explorer(model, dataset, image=0, layer=0, timesteps=32, encoding="spikes"):
+def raster_explorer(model, dataset, image=0, layer=0, timesteps=32, encoding="spikes", max_timesteps=128):
     """Chapter 6's explorer: sliders for the image, the layer, T and the encoding drive the input image,
-    the layer's spike raster and three membrane traces. In static_mode() returns a matplotlib small
+    the layer's spike raster and three membrane traces. Each image and encoding is simulated once, to
+    max_timesteps; moving T or the layer slices that run. In static_mode() returns a matplotlib small
     multiple of every layer instead."""
     if static_mode():
         return raster_small_multiples(model, dataset, image, timesteps, encoding)
     import ipywidgets as w
 
-    layers = len(convert(model, 1, "current").layers)
+    max_timesteps = max(max_timesteps, timesteps)
+    run = functools.lru_cache(maxsize=32)(
+        lambda image, encoding: raster_run(model, dataset, image, encoding, max_timesteps))
+    layers = len(run(image, encoding)["snn"].layers)
     controls = {
         "image": w.IntSlider(value=image, min=0, max=len(dataset) - 1, description="image", **slider_style()),
         "layer": w.IntSlider(value=layer, min=0, max=layers - 1, description="layer", **slider_style()),
-        "timesteps": w.IntSlider(value=timesteps, min=1, max=128, description="time steps T", **slider_style()),
+        "timesteps": w.IntSlider(value=timesteps, min=1, max=max_timesteps, description="time steps T",
+                                 **slider_style()),
         "encoding": w.ToggleButtons(value=encoding, options=list(ENCODINGS), description="encoding",
                                     style={"description_width": "11em"}),
     }
     return explorer(controls, raster_figure(),
-                    lambda fig, **values: redraw_raster(fig, model, dataset, **values))
+                    lambda fig, image, layer, timesteps, encoding: redraw_raster(
+                        fig, model, dataset, image, layer, timesteps, encoding, run(image, encoding)))
 
 
 def encodings_data(x, timesteps=32, seed=0):

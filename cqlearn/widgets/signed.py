@@ -95,24 +95,26 @@ def signed_figure():
         row_heights=[0.18, 0.14, 0.38, 0.30],
         column_titles=["IF neuron (the paper's)", "signed IF neuron (−1 spikes allowed)"]))
     for col, neuron in enumerate(NEURONS, start=1):
-        first = col == 1  # one legend entry per kind of trace
-        fig.add_bar(name="input current", meta=f"{neuron}:current", marker_color="#9e9e9e", showlegend=first,
+        first = col == 1
+        legend = neuron == "signed"  # one legend entry per kind: the signed column has every kind (plotly
+        # leaves empty traces, such as the IF neuron's -1 spikes, out of the legend)
+        fig.add_bar(name="input current", meta=f"{neuron}:current", marker_color="#9e9e9e", showlegend=legend,
                     legendgroup="current", row=1, col=col)
-        fig.add_scatter(name="+1 spike", meta=f"{neuron}:plus", mode="markers", showlegend=first, legendgroup="plus",
+        fig.add_scatter(name="+1 spike", meta=f"{neuron}:plus", mode="markers", showlegend=legend, legendgroup="plus",
                         marker={"color": PLUS, "size": 14, "symbol": "line-ns-open", "line": {"width": 2}},
                         row=2, col=col)
-        fig.add_scatter(name="−1 spike", meta=f"{neuron}:minus", mode="markers", showlegend=first,
+        fig.add_scatter(name="−1 spike", meta=f"{neuron}:minus", mode="markers", showlegend=legend,
                         legendgroup="minus",
                         marker={"color": MINUS, "size": 14, "symbol": "line-ns-open", "line": {"width": 2}},
                         row=2, col=col)
-        fig.add_scatter(name="membrane potential v", meta=f"{neuron}:membrane", mode="lines", showlegend=first,
+        fig.add_scatter(name="membrane potential v", meta=f"{neuron}:membrane", mode="lines", showlegend=legend,
                         legendgroup="membrane", line={"color": "#1f77b4", "width": 2}, row=3, col=col)
-        fig.add_scatter(name="threshold θ and 0", meta=f"{neuron}:threshold", mode="lines", showlegend=first,
+        fig.add_scatter(name="threshold θ and 0", meta=f"{neuron}:threshold", mode="lines", showlegend=legend,
                         legendgroup="threshold", line={"color": "#9e9e9e", "dash": "dash", "width": 1},
                         row=3, col=col)
-        fig.add_scatter(name="net count N(t)", meta=f"{neuron}:count", mode="lines", showlegend=first,
+        fig.add_scatter(name="net count N(t)", meta=f"{neuron}:count", mode="lines", showlegend=legend,
                         legendgroup="count", line={"shape": "hv", "color": "#1f77b4", "width": 2}, row=4, col=col)
-        fig.add_scatter(name="the CNN's count ⌊S(t)/θ⌋", meta=f"{neuron}:cnn", mode="lines", showlegend=first,
+        fig.add_scatter(name="the CNN's count ⌊S(t)/θ⌋", meta=f"{neuron}:cnn", mode="lines", showlegend=legend,
                         legendgroup="cnn", line={"shape": "hv", "color": "#2ca02c", "dash": "dot", "width": 2},
                         row=4, col=col)
         fig.update_yaxes(title_text="input" if first else None, row=1, col=col)
@@ -120,8 +122,9 @@ def signed_figure():
         fig.update_yaxes(title_text="v (units of θ)" if first else None, row=3, col=col)
         fig.update_yaxes(title_text="spikes" if first else None, rangemode="tozero", row=4, col=col)
         fig.update_xaxes(title_text="time step t", row=4, col=col)
-    fig.update_layout(height=720, margin={"t": 90, "l": 60, "r": 20, "b": 60}, title={"x": 0.5, "font": {"size": 13}},
-                      legend={"orientation": "h", "y": -0.1}, bargap=0.2)
+    fig.update_layout(height=800, margin={"t": 90, "l": 60, "r": 20, "b": 130}, title={"x": 0.5, "font": {"size": 13}},
+                      legend={"orientation": "h", "x": 0.5, "xanchor": "center", "y": -0.08, "yanchor": "top"},
+                      bargap=0.2)
     return fig
 
 
@@ -221,6 +224,6 @@ def layer_errors_figure(results, title="Spike counts against the CQ-CNN, per lay
         ax.bar(layer, few, bottom=exact + many, color="#ff7f0e", label="too few")
         ax.set(title=label, xlabel="spiking layer", ylabel="share of neurons", ylim=(0, 1.02), xticks=layer)
         ax.title.set_fontsize(9)
-    axes[0, -1].legend(loc="lower left", fontsize=7)
+    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
     figure.suptitle(title, fontsize=10)
     return figure

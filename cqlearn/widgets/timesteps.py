@@ -5,10 +5,12 @@ and both networks' accuracy; plus the two-input toy that shows where timing erro
 it to sliders and a plotly FigureWidget, or draws `timesteps_small_multiples` in `static_mode()`.
 `timing_toy` / `timing_toy_figure` step one IF neuron fed by an excitatory and an inhibitory input.
 """
+import functools
+
 import numpy as np
 import torch
 
-from ..analysis import EXACT, count_errors, cq_activations, input_rates
+from ..analysis import agreement_every_timestep
 from ..convert import convert
 from ..neuron import if_step
 from ..quant import CQ, to_cq
@@ -18,30 +20,41 @@ from ._explorer import explorer, first_images, single_threaded, slider_style, sm
 ORDERS = ("positive first", "interleaved", "negative first")
 
 
+def timesteps_sweep(model, dataset, levels=16, encoding="current", images=64, max_timesteps=64):
+    """Everything the time-step explorer shows for `levels`, for every T up to max_timesteps, from one
+    simulation (cq.analysis.agreement_every_timestep): the CQ-CNN `model` given `levels` levels
+    (cq.to_cq: same weights, no retraining) on the first `images` images of `dataset` (chapter 7)."""
+    x, y = first_images(dataset, images, model)
+    cnn = to_cq(model, levels, model_mode(model))
+    sweep = agreement_every_timestep(cnn, convert(cnn, int(max_timesteps), encoding), x)
+    return {**sweep, "labels": y, "levels": levels}
+
+
 @single_threaded
-def timesteps_figure_data(model, dataset, timesteps=16, levels=16, encoding="current", images=64):
+def timesteps_figure_data(model, dataset, timesteps=16, levels=16, encoding="current", images=64, sweep=None):
     """What the time-step explorer draws for one T and L (chapter 7).
 
-    The CQ-CNN `model` is given `levels` levels (cq.to_cq: same weights, no retraining) and converted
-    with `timesteps` steps; both run on the first `images` images of `dataset`. Returns a dict:
+    sweep: timesteps_sweep(model, dataset, levels, encoding, images, T_max >= timesteps), which the
+    explorer keeps per L, so that moving T only reads a row (default: simulated here, to T).
+    Returns a dict:
       layer               0, 1, ... (depth)
       exact               fraction of spike counts equal to a * T, per layer
       error_levels        mean |count / T - a| per layer, in units of one CQ level (1 / L)
       cnn, snn            accuracies on the batch;  agreement  fraction of images with the same class
       title
     """
-    x, y = first_images(dataset, images, model)
-    cnn = to_cq(model, levels, model_mode(model))
-    snn = convert(cnn, int(timesteps), encoding)
-    run = snn.run(x)  # one simulation gives the counts and the SNN's answers
-    errors = count_errors(cq_activations(cnn, input_rates(snn, x)), run.counts, snn.timesteps)
-    with torch.no_grad():
-        cnn_pred, snn_pred = cnn(x).argmax(1).cpu(), run.output.argmax(1).cpu()
+    timesteps = int(timesteps)
+    sweep = sweep or timesteps_sweep(model, dataset, levels, encoding, images, timesteps)
+    if sweep["levels"] != levels or len(sweep["exact"]) < timesteps:
+        raise ValueError(f"sweep holds L = {sweep['levels']} and T <= {len(sweep['exact'])}; make it with "
+                         f"timesteps_sweep(model, dataset, levels={levels}, max_timesteps>={timesteps}).")
+    row, y = timesteps - 1, sweep["labels"]
+    cnn_pred, snn_pred = sweep["cnn"][row], sweep["snn"][row]
     acc = lambda p: (p == y).float().mean().item()
-    exact = np.array([(e < EXACT).float().mean().item() for e in errors])
-    error = np.array([e.mean().item() for e in errors]) / timesteps * levels
+    exact = sweep["exact"][row].numpy()
+    error = sweep["mae_spikes"][row].numpy() / timesteps * levels
     return {
-        "layer": np.arange(len(errors)), "exact": exact, "error_levels": error,
+        "layer": np.arange(len(exact)), "exact": exact, "error_levels": error,
         "cnn": acc(cnn_pred), "snn": acc(snn_pred), "agreement": (cnn_pred == snn_pred).float().mean().item(),
         "title": (f"L = {levels}, T = {timesteps}: CQ-CNN {100 * acc(cnn_pred):.1f} %, SNN {100 * acc(snn_pred):.1f} %"
                   f" ({len(y)} images); {100 * exact.mean():.0f} % of spike counts exact"),
@@ -70,9 +83,9 @@ def timesteps_figure():
     return fig
 
 
-def redraw_timesteps(fig, model, dataset, timesteps, levels, encoding, images):
+def redraw_timesteps(fig, model, dataset, timesteps, levels, encoding, images, sweep=None):
     """Write timesteps_figure_data(...) into the explorer's figure."""
-    d = timesteps_figure_data(model, dataset, timesteps, levels, encoding, images)
+    d = timesteps_figure_data(model, dataset, timesteps, levels, encoding, images, sweep)
     bars, line = trace(fig, "exact"), trace(fig, "error")
     bars.x, bars.y = d["layer"], d["exact"]
     line.x, line.y = d["layer"], d["error_levels"]
@@ -82,7 +95,8 @@ def redraw_timesteps(fig, model, dataset, timesteps, levels, encoding, images):
 def timesteps_small_multiples(model, dataset, timesteps=(4, 8, 16, 32, 64), levels=16, encoding="current", images=64):
     """Matplotlib figure: exact counts (top) and rate error (bottom) against depth, one column per T."""
     figure, axes = small_multiples(2, len(timesteps), width=2.8, height=2.6)
-    data = [timesteps_figure_data(model, dataset, T, levels, encoding, images) for T in timesteps]
+    sweep = timesteps_sweep(model, dataset, levels, encoding, images, max(timesteps))  # one simulation
+    data = [timesteps_figure_data(model, dataset, T, levels, encoding, images, sweep) for T in timesteps]
     top = 1.1 * max(d["error_levels"].max() for d in data) or 1.0
     for col, (T, d) in enumerate(zip(timesteps, data)):
         axes[0, col].bar(d["layer"], d["exact"], color="C0")
@@ -95,23 +109,27 @@ def timesteps_small_multiples(model, dataset, timesteps=(4, 8, 16, 32, 64), leve
     return figure
 
 
-def timesteps_explorer(model, dataset, timesteps=16, levels=16, encoding="current", images=64):
+def timesteps_explorer(model, dataset, timesteps=16, levels=16, encoding="current", images=64, max_timesteps=64):
     """Chapter 7's explorer: T and L sliders drive the per-layer agreement between the CQ-CNN (with L
-    levels, same weights) and its SNN (T steps), and both accuracies in the title. In static_mode()
-    returns a matplotlib small multiple over T instead."""
+    levels, same weights) and its SNN (T steps), and both accuracies in the title. Each L is simulated
+    once, to max_timesteps; moving T then reads a row. In static_mode() returns a matplotlib small
+    multiple over T instead."""
     if static_mode():
         return timesteps_small_multiples(model, dataset, levels=levels, encoding=encoding, images=images)
     import ipywidgets as w
 
+    sweep = functools.lru_cache(maxsize=8)(
+        lambda levels: timesteps_sweep(model, dataset, levels, encoding, images, max(max_timesteps, timesteps)))
     controls = {
-        "timesteps": w.IntSlider(value=timesteps, min=1, max=128, description="time steps T", **slider_style()),
-        "levels": w.IntSlider(value=levels, min=1, max=64, description="levels L", **slider_style()),
+        "timesteps": w.IntSlider(value=timesteps, min=1, max=max(max_timesteps, timesteps), description="time steps T",
+                                 **slider_style()),
+        # a new L simulates the network: redraw when the slider is let go
+        "levels": w.IntSlider(value=levels, min=1, max=64, description="levels L", continuous_update=False,
+                              **slider_style()),
     }
-    for slider in controls.values():  # each update simulates the network: redraw when the slider is let go
-        slider.continuous_update = False
     return explorer(controls, timesteps_figure(),
-                    lambda fig, **values: redraw_timesteps(fig, model, dataset, encoding=encoding, images=images,
-                                                           **values))
+                    lambda fig, timesteps, levels: redraw_timesteps(fig, model, dataset, timesteps, levels, encoding,
+                                                                    images, sweep(levels)))
 
 
 def timing_toy(timesteps=16, order="positive first", weight=0.5, threshold=1.0):

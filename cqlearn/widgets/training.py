@@ -7,9 +7,9 @@ activations after one stage, with the share above 1 and the number of distinct v
 import numpy as np
 import torch
 
+from ..analysis import activations
 from . import static_mode
-from ._explorer import explorer, single_threaded, slider_style, small_multiples
-from .clamp import activations
+from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
 
 STAGES = ("plain", "clamp", "cq")
 NAMES = {"plain": "plain (ReLU)", "clamp": "clamp", "cq": "CQ"}
@@ -70,8 +70,8 @@ def stage_figure():
     import plotly.graph_objects as go
 
     fig = go.FigureWidget()
-    fig.add_bar(name="activations", marker={"color": "#1f77b4"})
-    fig.add_scatter(name="1 spike per step", mode="lines", x=[1, 1], y=[1e-6, 1], line={"color": "red", "dash": "dash"})
+    fig.add_bar(name="activations", meta="histogram", marker={"color": "#1f77b4"})
+    fig.add_scatter(name="1 spike per step", meta="one", mode="lines", x=[1, 1], y=[1e-6, 1], line={"color": "red", "dash": "dash"})
     fig.update_layout(height=380, bargap=0, margin={"t": 70, "l": 70, "r": 20, "b": 50}, title={"x": 0.5},
                       xaxis={"title": {"text": "activation (values above 3 in the last bin)"}, "range": [-0.06, 3.06]},
                       yaxis={"title": {"text": "fraction of activations"}, "type": "log", "exponentformat": "power"})
@@ -104,7 +104,8 @@ def stage_explorer(stages, x, stage="plain", layer=0):
 
     def redraw(fig, layer, stage):
         d = stage_figure_data(stage, layer, acts)
-        fig.data[0].x, fig.data[0].y, fig.data[0].width = d["centers"], d["fraction"], d["width"]
+        bars = trace(fig, "histogram")
+        bars.x, bars.y, bars.width = d["centers"], d["fraction"], d["width"]
         fig.layout.title.text = d["title"]
 
     controls = {

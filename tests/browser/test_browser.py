@@ -58,7 +58,7 @@ CASES = [  # every chapter's explorer; chapter 8's slider redraws on release (co
         "01_why_clamp.ipynb", "02_quantizing_activations.ipynb", "03_integrate_and_fire.ipynb",
         "04_cq_training.ipynb", "05_conversion.ipynb", "06_rasters_and_membranes.ipynb",
         "07_timesteps_and_accuracy.ipynb", "08_low_precision_weights.ipynb", "09_cifar10_vgg.ipynb",
-        "10_energy.ipynb",
+        "10_energy.ipynb", "11_signed_neurons.ipynb",
     )
 ]
 SMOKE = ("06_rasters_and_membranes.ipynb", "08_low_precision_weights.ipynb")  # a plotly and a redraw-on-release

@@ -108,6 +108,8 @@ def test_energy_counts_the_flush_steps_spikes():
     assert [r["spikes"] for r in rows[0][:2]] == [1, 3] and [r["spikes"] for r in rows[8][:2]] == [1, 7]
     assert rows[8][2]["synops"] == 7 and rows[0][2]["synops"] == 3  # the readout: one addition per spike
     assert rows[8][1]["rate"] == pytest.approx(7 / (3 * 12))  # per neuron and step, flush steps included
+    with pytest.raises(ValueError, match="flush=8 steps after step T"):
+        cq.energy.count_every_timestep(cq.convert(model, 4, "current", "signed", flush=8), x)
 
 
 def test_eval_flush_rows_match_the_library(tmp_path, capsys):

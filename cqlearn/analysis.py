@@ -4,6 +4,8 @@ The CQ-CNN's activation a of a neuron predicts a * T spikes in T steps. With the
 and T = levels the first spiking layer fires exactly that; deeper layers can miss by a spike or two,
 because their input arrives as spikes over time (timing errors, chapter 7).
 """
+import copy
+
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -92,16 +94,25 @@ def prediction_agreement(model, snn, dataset, batch_size=256):
 def predict_every_timestep(snn, dataset, timesteps, batch_size=256, progress=False, desc="SNN"):
     """{T: predicted labels (N,)} of `snn` for each T in `timesteps` (each <= snn.timesteps), from one
     simulation to snn.timesteps: the output after T steps is the readout of the counts so far divided
-    by T, which is what the network converted at T computes (chapter 7)."""
+    by T, which is what the network converted at T computes (chapter 7). With flush steps (chapter 11),
+    which follow the last step, each T needs a simulation of its own."""
     if not timesteps or max(timesteps) > snn.timesteps:
         raise ValueError(f"timesteps must lie in 1..{snn.timesteps} (the network's timesteps), got {list(timesteps)}.")
     device = next(snn.parameters()).device
     predicted = {T: [] for T in timesteps}
     for x, _ in tqdm(DataLoader(dataset, batch_size=batch_size), desc=desc, disable=not progress):
-        outputs = snn.run(x.to(device), all_timesteps=True).outputs
+        outputs = None if snn.flush else snn.run(x.to(device), all_timesteps=True).outputs
         for T in timesteps:
-            predicted[T].append(outputs[T - 1].argmax(1).cpu())
+            output = outputs[T - 1] if outputs is not None else at_timesteps(snn, T)(x.to(device))
+            predicted[T].append(output.argmax(1).cpu())
     return {T: torch.cat(p) for T, p in predicted.items()}
+
+
+def at_timesteps(snn, T):
+    """`snn` read out after T steps: the same layers, a shallow copy with timesteps = T."""
+    at_T = copy.copy(snn)
+    at_T.timesteps = T
+    return at_T
 
 
 def accuracy_vs_timesteps(model, dataset, timesteps=(8, 16, 32, 64, 128), encoding="spikes", neuron="if",

@@ -80,6 +80,9 @@ def _eval_parser(commands):
     ev.add_argument("--neuron", nargs="+", default=["if"], choices=["if", "signed"],
                     help="the paper's IF neuron, or the signed IF neuron that may send -1 spikes (chapter 11); "
                     "a row each (default: if)")
+    ev.add_argument("--flush", type=count, default=0, metavar="K",
+                    help="K steps after the T input steps with no input, so that late input still fires (chapter 11; "
+                         "one simulation per T then); default: 0")
     ev.add_argument("--weight-bits", type=whole_number(2), nargs="*", metavar="BITS",
                     help=f"also with n-bit weights, no retraining (e.g. {' '.join(map(str, WEIGHT_BITS))}); "
                     "no values: that whole list")
@@ -172,7 +175,7 @@ def _run(args, argv):
                  args.limit, args.layer_images, args.batch_size, args.results, args.record, args.root, args.device,
                  progress=not args.no_progress, command=argv, baseline=args.baseline, percentiles=args.percentile,
                  figure=args.figure, float_weights=not args.no_float, download=args.download,
-                 neurons=args.neuron)
+                 neurons=args.neuron, flush=args.flush)
 
 
 if __name__ == "__main__":

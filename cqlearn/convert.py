@@ -10,7 +10,7 @@ import warnings
 from torch import nn
 
 from .fold import BATCHNORMS, flatten, fold_batchnorm
-from .neuron import check_encoding, check_neuron, check_timesteps
+from .neuron import check_encoding, check_flush, check_neuron, check_timesteps
 from .quant import CQ
 from .snn import WEIGHTED, SpikingLayer, SpikingNetwork
 
@@ -68,12 +68,17 @@ def check_convertible(model):
     return layers
 
 
-def convert(model, timesteps=16, encoding="spikes", neuron="if"):
+def convert(model, timesteps=16, encoding="spikes", neuron="if", flush=0):
     """The SpikingNetwork that simulates the CQ-CNN `model` for `timesteps` steps (chapter 5).
 
     neuron: "if", the paper's integrate-and-fire neuron, or "signed", which may also send -1 spikes
-    to take back a spike that later input cancels (chapter 11); its spikes are int8 in {-1, 0, +1}."""
+    to take back a spike that later input cancels (chapter 11); its spikes are int8 in {-1, 0, +1}.
+    flush: k steps after the T input steps with the input and the biases off, so that input that arrived
+    too late to fire all its spikes still does; no neuron's net count may exceed T (an "if" neuron's
+    spikes, a signed neuron's +1 minus -1 spikes: the CNN's clamp at 1), and the readout still divides
+    by T. Recordings then have T + k steps. 0 (the default) is the paper's simulation (chapter 11)."""
     timesteps, encoding, neuron = check_timesteps(timesteps), check_encoding(encoding), check_neuron(neuron)
+    flush = check_flush(flush)
     check_convertible(model)
     was_training = model.training
     layers = [m for m in fold_batchnorm(model.eval()) if not isinstance(m, DROPPED)]
@@ -92,5 +97,5 @@ def convert(model, timesteps=16, encoding="spikes", neuron="if"):
     if not any(isinstance(m, WEIGHTED) for m in synapse):
         raise ValueError("the model must end in a Linear readout after its last CQ (the readout does not spike).")
     readout = nn.Sequential(*synapse)
-    return SpikingNetwork(spiking, readout, timesteps, encoding)
+    return SpikingNetwork(spiking, readout, timesteps, encoding, flush=flush)
 

@@ -101,10 +101,10 @@ def count(snn, x, seed=0):
 
     name, neurons, macs and cnn_adds (the CNN's work), input_spikes (spikes arriving over the window),
     synops (the SNN's additions), snn_macs (first layer under "current" encoding), and for spiking
-    layers spikes (fired over the window, -1 spikes of signed neurons included), rate (spikes per
-    neuron per step) and sparsity (1 - rate, the fraction of neuron-steps without a spike). The input
-    spikes are the ones the simulation used (`Recording.input_counts`). Chapter 10."""
-    T = snn.timesteps
+    layers spikes (fired over the window, -1 spikes of signed neurons and flush steps included), rate
+    (spikes per neuron per step, flush steps included) and sparsity (1 - rate, the fraction of
+    neuron-steps without a spike). The input spikes are the ones the simulation used (`Recording.input_counts`). Chapter 10."""
+    steps = snn.timesteps + snn.flush  # flush steps (chapter 11): their spikes are synaptic events too
     rec = snn.run(x, seed=seed)  # checks x
     inputs = rec.input_counts  # None for "current"
     synapses = [layer.synapse for layer in snn.layers] + [snn.readout]
@@ -118,7 +118,7 @@ def count(snn, x, seed=0):
                        synops=synaptic_operations(synapse, inputs).mean().item())
         if i < len(snn.layers):
             fired = rec.fired[i]
-            rate = fired.sum().item() / (fired.numel() * T)
+            rate = fired.sum().item() / (fired.numel() * steps)
             row.update(spikes=fired.sum().item() / len(x), rate=rate, sparsity=1 - rate)
             inputs = fired
     return rows
@@ -149,6 +149,9 @@ def fan_out(synapse, shape, dtype=torch.float32):
 def count_every_timestep(snn, x, seed=0):
     """[`count`'s rows for the network converted at T] for T = 1 .. snn.timesteps, from one recorded
     simulation to snn.timesteps (chapter 10): the first T steps of a run are the run to T."""
+    if snn.flush:
+        raise ValueError(f"count_every_timestep needs the run to each T to be the first T steps of one run, which "
+                         f"flush={snn.flush} steps after step T prevent; use flush=0, or count() per T.")
     T, B = snn.timesteps, len(x)
     rec = snn.run(x, record=True, seed=seed)
     dtype = rec.output.dtype

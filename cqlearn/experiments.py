@@ -12,7 +12,6 @@ shards of the test set; one process runs exactly as without it.
 agreement, per-layer exact spike counts) with float or n-bit weights, prints the rows and appends them
 to a results file (.csv or .md).
 """
-import copy
 import datetime
 import inspect
 import json
@@ -282,12 +281,12 @@ def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_x=None, 
 def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_bits=(), readout=True,
              dataset=None, limit=None, layer_images=1000, batch_size=250, results=None, record=False, root=None,
              device=None, progress=True, log=print, command=None, baseline=None, percentiles=(99.9,),
-             calibration=1000, figure=None, float_weights=True, download=False, neurons=("if",)):
+             calibration=1000, figure=None, float_weights=True, download=False, neurons=("if",), flush=0):
     """Rows comparing CNN, CQ-CNN and the SNN at each T (float weights, then each n in weight_bits), printed
     and appended to `results` (.csv, or a markdown table otherwise). record=True writes the SNN
     accuracies into the checkpoint's metadata. Returns the rows. float_weights=False skips the
     float-weight rows (when only the n-bit rows are still to be measured). neurons: "if" and/or "signed"
-    (cq.convert's neuron), a row each.
+    (cq.convert's neuron), a row each. flush: cq.convert's flush steps, in every SNN row.
 
     baseline: a plain ReLU checkpoint to convert naively as well (cqlearn.baseline.normalise, scales
     from each of `percentiles` of the activations on `calibration` training images; 100 is the max), a
@@ -345,7 +344,7 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
             record_in_checkpoint(checkpoint, model, meta, [row])
 
     for neuron, encoding in [(n, e) for n in neurons for e in encodings]:
-        snn = convert(model, max(timesteps), encoding, neuron).to(device)  # one simulation per precision: every T
+        snn = convert(model, max(timesteps), encoding, neuron, flush).to(device)  # one simulation per precision: every T
         nets = {bits: snn if bits is None else snn.with_weight_bits(bits, readout=readout) for bits in precisions}
         predicted = {bits: analysis.predict_every_timestep(net, shard, timesteps, batch_size, progress,
                                                            f"{neuron} {encoding} T<={max(timesteps)} {bits or 32}-bit")
@@ -353,9 +352,8 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
         for T in timesteps:
             for bits, net in nets.items():
                 start = time.perf_counter()
-                at_T = copy.copy(net)  # the same layers, read out after T steps
-                at_T.timesteps = T
-                row = {**base, "neuron": neuron, "encoding": encoding, "timesteps": T,
+                at_T = analysis.at_timesteps(net, T)  # the same layers, read out after T steps
+                row = {**base, "neuron": neuron, "encoding": encoding, "timesteps": T, "flush": flush,
                        "weights": "float32" if bits is None else f"{bits}-bit", "weight_bits": bits,
                        "readout": "float32" if bits is None or not readout else f"{bits}-bit",
                        **snn_row(model, at_T, shard, cq_predictions, batch_size, layer_x, progress,

@@ -126,7 +126,7 @@ def plan(snn, x, record=False, membrane=None, all_timesteps=False):
     shapes = snn.shapes(x)
     keep = choose_membranes(membrane, record, shapes)
     needs = footprint(snn, x, shapes, keep, record, all_timesteps)
-    T, images = snn.timesteps, len(x)
+    T, images = snn.timesteps + snn.flush, len(x)  # every step is recorded, flush steps included
     room = HEADROOM * max_memory - recording_bytes(needs, images, T)
     if work_bytes(needs, 1, T, room, 1) > room:
         least = (recording_bytes(needs, images, T) + work_bytes(needs, 1, T, float("inf"), 1)) / HEADROOM

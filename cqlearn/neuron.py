@@ -36,6 +36,15 @@ def check_timesteps(timesteps):
     return int(timesteps)
 
 
+def check_flush(flush):
+    """`flush` (steps without input after the T input steps, chapter 11) as an int, or a ValueError."""
+    number = not isinstance(flush, bool) and isinstance(flush, (int, float)) and math.isfinite(flush)
+    if not number or flush != int(flush) or not 0 <= flush <= MAX_TIMESTEPS:
+        raise ValueError(f"flush must be a whole number of steps >= 0 and <= {MAX_TIMESTEPS} (0: no flush steps, "
+                         f"as in the paper; 4 closes the late-input gap of signed neurons at T = L), got {flush!r}.")
+    return int(flush)
+
+
 def check_encoding(encoding):
     if encoding not in ENCODINGS:
         raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}: 'current' feeds pixels "
@@ -55,7 +64,7 @@ def initial_potential(threshold, mode):
     return threshold / 2 if mode == "round" else 0.0
 
 
-def if_step(v, current, threshold=1.0, *, reset="subtract", signed=False, count=None, out=None):
+def if_step(v, current, threshold=1.0, *, reset="subtract", signed=False, count=None, out=None, limit=None):
     """One step of a population of IF neurons, in place on v (chapter 3). Returns the spikes: bool, int8
     (-1, 0, +1) when signed, or written into `out` (any dtype, e.g. the next synapse's float input).
 
@@ -63,12 +72,18 @@ def if_step(v, current, threshold=1.0, *, reset="subtract", signed=False, count=
     signed: the signed neuron (chapter 11): also a -1 spike when v < 0 and the neuron's net count so
     far, `count`, is > 0; v -= spike * threshold either way. At most one spike per step.
     count: the net spike counts so far (needed when signed); the step's spikes are added to it in place.
+    limit: no +1 spike from a neuron whose net count has reached `limit` (the flush steps' cap, chapter 11):
+    its potential keeps the charge; -1 spikes are not limited. Needs count.
     The TOLERANCE band keeps float rounding from firing: +1 from v >= threshold * (1 - TOLERANCE),
     -1 below -threshold * TOLERANCE, so a neuron that just fired never takes the spike back at once."""
     if reset not in RESETS:
         raise ValueError(f"reset must be 'subtract' (as in the paper) or 'zero', got {reset!r}.")
     v += current
     spikes = torch.ge(v, threshold * (1 - TOLERANCE), out=out)
+    if limit is not None:
+        if count is None:
+            raise ValueError("a spike limit needs the net count so far: pass count= with limit=.")
+        spikes.mul_(torch.lt(count, limit))
     if signed:
         if count is None or reset != "subtract":
             raise ValueError("the signed neuron resets by subtraction and needs its net count so far: pass count=.")

@@ -10,6 +10,8 @@ class Recording:
 
     output:   (B, classes) readout logits.
     counts:   per spiking layer, (B, ...) net spikes over the window (+1 minus -1), always kept.
+              With flush steps (chapter 11) the window is T + flush steps, and so are the time axes below
+              (outputs excepted): spikes[T:] and membrane[T:] are the flush steps.
     spikes:   per spiking layer, (T, B, ...) bool ("if" neurons) or int8 in {-1, 0, +1} ("signed"), or None
               when not recorded.
     membrane: per spiking layer, (T, B, ...) potential after reset at each step, or None; (T, B, k)

@@ -77,9 +77,14 @@ def _pct(value, signed=False):
     return "-" if value is None else f"{100 * value:{'+' if signed else ''}.2f}"
 
 
+def flush_label(row):
+    """", flush K" for a row simulated with K flush steps (chapter 11), else ""."""
+    return f", flush {row['flush']}" if row.get("flush") else ""
+
+
 def format_row(row):
     return (f"{row['dataset']} {row['model']} {row['network']} L={row['levels']} {row.get('neuron', 'if')} {row['encoding']} "
-            f"T={row['timesteps']} weights {row['weights']} (readout {row['readout']}), {row['images']} images: "
+            f"T={row['timesteps']}{flush_label(row)} weights {row['weights']} (readout {row['readout']}), {row['images']} images: "
             f"CNN {_pct(row['cnn'])} %, CQ-CNN {_pct(row['cq_cnn'])} %, SNN {_pct(row['snn'])} % "
             f"({_pct(row['snn_minus_converted'], True)} points against the network converted), "
             f"agreement {_pct(row['agreement'])} %, exact counts per layer {row.get('layer_exact', '-')} %")
@@ -114,7 +119,7 @@ def markdown_row(row):
 def record_in_checkpoint(path, model, meta, rows):
     """Store the rows' SNN accuracies in the checkpoint's metadata (atomically, through cq.save):
     snn_accuracy[encoding][T] for float weights, weight_bits_accuracy[encoding][T][bits] (the key is
-    "ENCODING signed" for the signed neuron's rows), each with the
+    "ENCODING signed" for the signed neuron's rows, ", flush K" added with flush steps), each with the
     number of test images in snn_images / weight_bits_images. The metadata is read again just before
     saving, so that evaluations run side by side add to it; a value measured on fewer images never
     replaces one measured on more."""
@@ -128,7 +133,8 @@ def _record(path, model, meta, rows):
         values = meta.setdefault("snn_accuracy" if float_weights else "weight_bits_accuracy", {})
         images = meta.setdefault("snn_images" if float_weights else "weight_bits_images", {})
         key = row["timesteps"] if float_weights else row["weight_bits"]
-        encoding = row["encoding"] + ("" if row.get("neuron", "if") == "if" else f" {row['neuron']}")  # "spikes signed"
+        encoding = (row["encoding"] + ("" if row.get("neuron", "if") == "if" else f" {row['neuron']}")  # "spikes signed"
+                    + flush_label(row))  # "current signed, flush 4"
         values, images = values.setdefault(encoding, {}), images.setdefault(encoding, {})
         if not float_weights:
             values, images = values.setdefault(row["timesteps"], {}), images.setdefault(row["timesteps"], {})

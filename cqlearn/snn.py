@@ -11,15 +11,20 @@ neurons scan the window step by step (`neuron.if_step`, vectorised over all neur
 on to the next layer. With the "current" encoding the first layer's input current is computed once
 and its spikes come from the closed form (chapter 3). Batches larger than `max_memory` allows are
 simulated in pieces of images; `memory.plan` sizes pieces and windows.
+
+Flush steps (chapter 11): `flush` = k extra steps after the T input steps, with the input and the biases
+off, so that spikes still on their way (input that arrived late) reach the readout; no neuron's net
+count may exceed T (the CNN's clamp at 1), and the readout still divides by T.
 """
 import copy
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from . import memory
-from .neuron import (check_encoding, check_neuron, check_timesteps, constant_current_window, encode, if_step,
-                     initial_potential)
+from .neuron import (check_encoding, check_flush, check_neuron, check_timesteps, constant_current_counts,
+                     constant_current_window, encode, if_step, initial_potential)
 from .quant import check_mode, quantize_tensor
 from .recording import Recording, kept_shapes, select
 
@@ -54,9 +59,19 @@ class SpikingLayer(nn.Module):
     def v_init(self):
         return initial_potential(self.threshold, self.mode)
 
-    def step(self, v, current, count, out=None):
+    def current(self, h, bias=True):
+        """The synapse's current for the input h; bias=False leaves the bias out (flush steps)."""
+        if bias:
+            return self.synapse(h)
+        for m in self.synapse:
+            h = (m._conv_forward(h, m.weight, None) if isinstance(m, nn.Conv2d) else
+                 F.linear(h, m.weight) if isinstance(m, nn.Linear) else m(h))
+        return h
+
+    def step(self, v, current, count, out=None, limit=None):
         """One step of this layer's neurons (`neuron.if_step`), in place on v and count."""
-        return if_step(v, current, self.threshold, signed=self.neuron == "signed", count=count, out=out)
+        return if_step(v, current, self.threshold, signed=self.neuron == "signed", count=count, out=out,
+                       limit=limit)
 
     def extra_repr(self):
         return f"threshold={self.threshold:g}, mode={self.mode!r}, neuron={self.neuron!r}"
@@ -67,9 +82,10 @@ class SpikingNetwork(nn.Module):
 
     max_memory: bytes one call of `run` may use; larger batches are simulated in pieces.
     chunk: steps per synapse call (1 = step by step, timesteps = layer by layer, None = sized to the
-    cache); it changes the speed only, never a spike."""
+    cache); it changes the speed only, never a spike.
+    flush: steps after the T input steps with no input and no bias (module docstring, chapter 11)."""
 
-    def __init__(self, layers, readout, timesteps=16, encoding="spikes", max_memory=2**30, chunk=None):
+    def __init__(self, layers, readout, timesteps=16, encoding="spikes", max_memory=2**30, chunk=None, flush=0):
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.readout = readout
@@ -77,6 +93,7 @@ class SpikingNetwork(nn.Module):
         self.encoding = check_encoding(encoding)
         self.max_memory = memory.check_max_memory(max_memory)
         self.chunk = chunk
+        self.flush = check_flush(flush)
 
     def forward(self, x):
         return self.run(x).output
@@ -85,28 +102,31 @@ class SpikingNetwork(nn.Module):
     def run_stepwise(self, x, record=False, seed=0, all_timesteps=False):
         """The method's definition, one step at a time (chapters 5 and 6): each step, encode the input,
         then for every layer the synapse's current, one `neuron.if_step`, and the spikes on to the next
-        layer; the readout is W * (counts / T) + b. Returns the Recording `run` returns (record=True
-        keeps every spike and potential). `run` computes the same spikes faster."""
-        x, T = self._check_input(x), self.timesteps
+        layer; then `flush` steps with no input, no bias and net counts capped at T; the readout is
+        W * (counts / T) + b. Returns the Recording `run` returns (record=True keeps every spike and
+        potential). `run` computes the same spikes faster."""
+        x, T = self._check_input(x, all_timesteps), self.timesteps
         v, counts, fired, spikes, membrane = ([None] * len(self.layers) for _ in range(5))
         outputs, input_counts = [], torch.zeros_like(x)
-        for t in range(T):
-            h = encode(x, 1, self.encoding, seed, start=t)[0].to(x.dtype)
+        for t in range(T + self.flush):
+            flushing = t >= T
+            h = torch.zeros_like(x) if flushing else encode(x, 1, self.encoding, seed, start=t)[0].to(x.dtype)
             input_counts += h
             for i, layer in enumerate(self.layers):
-                current = layer.synapse(h)
+                current = layer.current(h, bias=not flushing)
                 if v[i] is None:
                     v[i] = torch.full_like(current, layer.v_init)
                     counts[i], fired[i] = torch.zeros_like(current), torch.zeros_like(current)
                     spikes[i], membrane[i] = [], []
-                s = layer.step(v[i], current, counts[i])
+                s = layer.step(v[i], current, counts[i], limit=T if flushing else None)
                 fired[i] += s != 0
                 if record:
                     spikes[i].append(s)
                     membrane[i].append(v[i].clone())
                 h = s.to(x.dtype)
-            outputs.append(self.readout(counts[-1] / (t + 1)))
-        return Recording(outputs[-1], counts, [torch.stack(s) for s in spikes] if record else None,
+            if all_timesteps:
+                outputs.append(self.readout(counts[-1] / (t + 1)))
+        return Recording(self.readout(counts[-1] / T), counts, [torch.stack(s) for s in spikes] if record else None,
                          [torch.stack(m) if record else None for m in membrane],
                          torch.stack(outputs) if all_timesteps else None,
                          None if self.encoding == "current" else input_counts, fired)
@@ -118,9 +138,10 @@ class SpikingNetwork(nn.Module):
         record=True keeps every layer's spikes; membrane lists the layers whose potentials to keep
         (default: all when recording, none otherwise), or maps layers to the neurons to keep,
         {layer: [flat indices]} or {layer: (channel, row, column)}, e.g. {0: [5, 17]}.
-        all_timesteps=True adds `outputs`, the output at every T <= timesteps, from this one run.
+        all_timesteps=True adds `outputs`, the output at every T <= timesteps, from this one run (not
+        with flush steps: a run to t < T would need flush steps of its own).
         `seed` fixes the "poisson" encoding. See `Recording` for what comes back."""
-        x = self._check_input(x)
+        x = self._check_input(x, all_timesteps)
         plan = memory.plan(self, x, record, membrane, all_timesteps)
         rec = self._recording(x, record, all_timesteps, plan)
         outputs = [self._simulate(x, slice(start, start + plan.piece), plan.window, rec, plan.keep, seed)
@@ -128,7 +149,11 @@ class SpikingNetwork(nn.Module):
         rec.output = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
         return rec
 
-    def _check_input(self, x):
+    def _check_input(self, x, all_timesteps=False):
+        if check_flush(self.flush) and all_timesteps:
+            raise ValueError(f"all_timesteps=True reads the output after every t <= T from one run, but this network "
+                             f"has flush={self.flush} steps after step T, and a run to t < T would need flush steps "
+                             "of its own; sweep T with flush=0, or convert at each T with flush.")
         if not torch.is_tensor(x) or x.dim() < 2:
             raise TypeError(f"expected a batch of images as a tensor of shape (B, C, H, W), got {type(x).__name__}.")
         first = next((m for m in self.layers[0].synapse if not isinstance(m, nn.Dropout)), None)
@@ -158,12 +183,13 @@ class SpikingNetwork(nn.Module):
     def _recording(self, x, record, all_timesteps, plan):
         """The whole batch's Recording, empty: the pieces write into it."""
         B, T, device, dtype = len(x), self.timesteps, x.device, x.dtype
+        steps = T + self.flush  # spikes and potentials: flush steps included
         counts = [torch.zeros((B, *s), dtype=dtype, device=device) for s in plan.shapes]
         signed = [layer.neuron == "signed" for layer in self.layers]
-        spikes = [torch.empty((T, B, *s), dtype=torch.int8 if sign else torch.bool, device=device)
+        spikes = [torch.empty((steps, B, *s), dtype=torch.int8 if sign else torch.bool, device=device)
                   for s, sign in zip(plan.shapes, signed)] if record else None
         kept = kept_shapes(plan.keep, plan.shapes, B)
-        membrane = [None if k is None else torch.empty((T, *k), dtype=dtype, device=device) for k in kept]
+        membrane = [None if k is None else torch.empty((steps, *k), dtype=dtype, device=device) for k in kept]
         classes = self.readout(counts[-1][:1]).shape[1:]
         outputs = torch.empty((T, B, *classes), dtype=dtype, device=device) if all_timesteps else None
         inputs = None if self.encoding == "current" else torch.zeros_like(x)
@@ -178,14 +204,21 @@ class SpikingNetwork(nn.Module):
         counts, fired = [c[images] for c in rec.counts], [f[images] for f in rec.fired]
         v = [torch.full_like(c, layer.v_init) for layer, c in zip(self.layers, counts)]
         constant = self.layers[0].synapse(x) if self.encoding == "current" else None
-        for start in range(0, T, window):
-            steps, rows = min(window, T - start), slice(start, start + window)
-            if constant is None:
+        windows = [(start, min(window, end - start)) for first, end in ((0, T), (T, T + self.flush))
+                   for start in range(first, end, window)]  # the input steps, then the flush steps
+        for start, steps in windows:
+            rows, flushing = slice(start, start + steps), start >= T
+            if flushing:  # no input
+                h = x.new_zeros((steps, *x.shape))
+                if start == T and constant is not None:  # the first layer's potential from the closed form
+                    v[0] = constant_current_counts(constant, T, self.layers[0].threshold, self.layers[0].v_init,
+                                                   potential=True)[1].to(x.dtype)
+            elif constant is None:
                 h = encode(x, steps, self.encoding, seed, start, images.start).to(x.dtype)
                 rec.input_counts[images] += h.sum(0)
             for i, layer in enumerate(self.layers):
                 trace = None if rec.membrane[i] is None else rec.membrane[i][rows, images]
-                if i == 0 and constant is not None:  # IF neurons under a constant current: closed form
+                if i == 0 and constant is not None and not flushing:  # a constant current: closed form
                     h = torch.empty((steps, *constant.shape), dtype=x.dtype, device=x.device)
                     _, potential = constant_current_window(constant, start, steps, layer.threshold, layer.v_init,
                                                            trace is not None, out=h)
@@ -193,12 +226,12 @@ class SpikingNetwork(nn.Module):
                     if trace is not None:
                         trace.copy_(select(potential, keep[0], 2))
                 else:
-                    current = layer.synapse(h.flatten(0, 1)).contiguous()
+                    current = layer.current(h.flatten(0, 1), bias=not flushing).contiguous()
                     h = self._scan(layer, current.view(steps, len(x), *current.shape[1:]), v[i], counts[i],
-                                   trace, keep.get(i))
+                                   trace, keep.get(i), T if flushing else None)
                 if layer.neuron == "signed":  # -1 spikes are events too
                     fired[i] += h.abs().sum(0)
-                elif i > 0 or constant is None:  # "if" neurons: the counts, once per window
+                elif not flushing and (i > 0 or constant is None):  # "if" neurons: the counts, once per window
                     counts[i] += h.sum(0)
                 if rec.spikes is not None:
                     rec.spikes[i][rows, images] = h
@@ -210,13 +243,14 @@ class SpikingNetwork(nn.Module):
         return self.readout(counts[-1] / T)
 
     @staticmethod
-    def _scan(layer, currents, v, count, trace=None, neurons=None):
+    def _scan(layer, currents, v, count, trace=None, neurons=None, limit=None):
         """The layer's neurons over a window of steps, in place: v is the potential, currents[k] becomes the
         spikes of step k (`SpikingLayer.step`), and trace[k] the potential after reset. The signed neuron
-        needs its net count at every step, so it updates `count`; "if" neurons leave it to the caller."""
-        count = count if layer.neuron == "signed" else None
+        and the cap `limit` (flush steps) need the net count at every step, so they update `count`; "if"
+        neurons without a limit leave it to the caller."""
+        count = count if layer.neuron == "signed" or limit is not None else None
         for k, h in enumerate(currents):
-            layer.step(v, h, count, out=h)
+            layer.step(v, h, count, out=h, limit=limit)
             if trace is not None:
                 trace[k] = select(v, neurons)
         return currents
@@ -249,4 +283,4 @@ class SpikingNetwork(nn.Module):
         return snn
 
     def extra_repr(self):
-        return f"timesteps={self.timesteps}, encoding={self.encoding!r}"
+        return f"timesteps={self.timesteps}, encoding={self.encoding!r}" + (f", flush={self.flush}" if self.flush else "")

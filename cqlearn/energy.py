@@ -150,7 +150,7 @@ def count_every_timestep(snn, x, seed=0):
     """[`count`'s rows for the network converted at T] for T = 1 .. snn.timesteps, from one recorded
     simulation to snn.timesteps (chapter 10): the first T steps of a run are the run to T."""
     T, B = snn.timesteps, len(x)
-    rec = snn.run(x, record=True, seed=seed)
+    rec = snn.run(x, record=True, membrane=[], seed=seed)  # spikes only
     dtype = rec.output.dtype
     synapses = [layer.synapse for layer in snn.layers] + [snn.readout]
     inputs = None if snn.encoding == "current" else encode(x.to(dtype), T, snn.encoding, seed).to(dtype)

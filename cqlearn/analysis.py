@@ -136,7 +136,7 @@ def every_timestep(model, snn, x, seed=0, timesteps=None):
     wanted = set(range(1, snn.timesteps + 1) if timesteps is None else timesteps)
     if not wanted or min(wanted) < 1 or max(wanted) > snn.timesteps:
         raise ValueError(f"timesteps must lie in 1..{snn.timesteps} (the network's timesteps), got {sorted(wanted)}.")
-    rec = snn.run(x, record=True, all_timesteps=True, seed=seed)
+    rec = snn.run(x, record=True, membrane=[], all_timesteps=True, seed=seed)  # spikes only
     folded = fold_batchnorm(model.eval())
     outputs, hooks = [], [m.register_forward_hook(lambda m, i, o: outputs.append(o))
                           for m in folded.modules() if isinstance(m, CQ)]

@@ -153,7 +153,7 @@ def count_every_timestep(snn, x, seed=0):
         raise ValueError(f"count_every_timestep needs the run to each T to be the first T steps of one run, which "
                          f"flush={snn.flush} steps after step T prevent; use flush=0, or count() per T.")
     T, B = snn.timesteps, len(x)
-    rec = snn.run(x, record=True, seed=seed)
+    rec = snn.run(x, record=True, membrane=[], seed=seed)  # spikes only
     dtype = rec.output.dtype
     synapses = [layer.synapse for layer in snn.layers] + [snn.readout]
     inputs = None if snn.encoding == "current" else encode(x.to(dtype), T, snn.encoding, seed).to(dtype)

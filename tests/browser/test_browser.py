@@ -50,7 +50,7 @@ class Case(NamedTuple):
 KNOWN = {}
 
 
-CASES = [  # every chapter's explorer; chapter 8's slider redraws on release (continuous_update=False)
+CASES = [  # every chapter's explorer; the first slider moves (all redraw while dragged)
     Case(name, known=KNOWN.get(name, "")) for name in (
         "01_why_clamp.ipynb", "02_quantizing_activations.ipynb", "03_integrate_and_fire.ipynb",
         "04_cq_training.ipynb", "05_conversion.ipynb", "06_rasters_and_membranes.ipynb",
@@ -58,7 +58,7 @@ CASES = [  # every chapter's explorer; chapter 8's slider redraws on release (co
         "10_energy.ipynb", "11_signed_neurons.ipynb",
     )
 ]
-SMOKE = ("06_rasters_and_membranes.ipynb", "08_low_precision_weights.ipynb")  # a plotly and a redraw-on-release
+SMOKE = ("06_rasters_and_membranes.ipynb", "08_low_precision_weights.ipynb")  # a plotly raster and a bits slider
 if os.environ.get("CQ_BROWSER_NOTEBOOK"):
     CASES = [Case(Path(os.environ["CQ_BROWSER_NOTEBOOK"]).name)]
 elif not os.environ.get("CQ_BROWSER"):

@@ -53,7 +53,7 @@ def train_epoch(model, batches, optimizer, schedule=None, scaler=None, precision
     for x, y in batches:
         with torch.autocast(x.device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32"):
             logits = model(x)
-            loss = nn.functional.cross_entropy(logits.float(), y)
+            loss = nn.functional.cross_entropy(logits, y)  # in float32 under autocast, in the model's dtype otherwise
         optimizer.zero_grad(set_to_none=True)
         if scaler is None:
             loss.backward()

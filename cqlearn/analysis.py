@@ -87,7 +87,7 @@ def layer_agreement(model, snn, data, batch_size=256):
 
 def prediction_agreement(model, snn, dataset, batch_size=256):
     """Fraction of images on which the SNN predicts the same class as the CQ-CNN."""
-    return (predict(model, dataset, batch_size) == predict(snn, dataset, batch_size)).float().mean().item()
+    return (predict(model, dataset, batch_size) == predict(snn, dataset, batch_size)).sum().item() / len(dataset)
 
 
 @torch.no_grad()
@@ -122,7 +122,7 @@ def accuracy_vs_timesteps(model, dataset, timesteps=(8, 16, 32, 64, 128), encodi
     labels = torch.as_tensor([y for _, y in dataset]) if not hasattr(dataset, "labels") else dataset.labels
     snn = convert(model, max(timesteps), encoding, neuron)
     predicted = predict_every_timestep(snn, dataset, timesteps, progress=progress, desc=f"T sweep ({encoding})")
-    return {T: (predicted[T] == labels.cpu()).float().mean().item() for T in timesteps}
+    return {T: (predicted[T] == labels.cpu()).sum().item() / len(labels) for T in timesteps}  # as cq.evaluate
 
 
 @torch.no_grad()

@@ -13,11 +13,10 @@ rounding leaves a hair under the threshold (TOLERANCE, shared with the CQ stairc
 The signed neuron also sends a -1 spike when v < 0 and its net count so far is > 0, and then adds the
 threshold back: it can take back a spike that later, negative input shows was one too many.
 """
-import math
 
 import torch
 
-from .quant import TOLERANCE
+from .quant import TOLERANCE, is_whole
 
 ENCODINGS = ("current", "spikes", "poisson")
 NEURONS = ("if", "signed")
@@ -29,8 +28,7 @@ DEVICE_ELEMENTS = 2**22  # the same on accelerators, which prefer few large call
 
 def check_timesteps(timesteps):
     """`timesteps` as an int (16 and 16.0 alike, as `levels`), or a ValueError that says what a valid value is."""
-    number = not isinstance(timesteps, bool) and isinstance(timesteps, (int, float)) and math.isfinite(timesteps)
-    if not number or timesteps != int(timesteps) or not 1 <= timesteps <= MAX_TIMESTEPS:
+    if not is_whole(timesteps, 1, MAX_TIMESTEPS):
         raise ValueError(f"timesteps must be a whole number >= 1 and <= {MAX_TIMESTEPS} (the number of simulation "
                          f"steps T), got {timesteps!r}; T = levels (16) is the smallest that can be exact.")
     return int(timesteps)
@@ -38,8 +36,7 @@ def check_timesteps(timesteps):
 
 def check_flush(flush):
     """`flush` (steps without input after the T input steps, chapter 11) as an int, or a ValueError."""
-    number = not isinstance(flush, bool) and isinstance(flush, (int, float)) and math.isfinite(flush)
-    if not number or flush != int(flush) or not 0 <= flush <= MAX_TIMESTEPS:
+    if not is_whole(flush, 0, MAX_TIMESTEPS):
         raise ValueError(f"flush must be a whole number of steps >= 0 and <= {MAX_TIMESTEPS} (0: no flush steps, "
                          f"as in the paper; 4 closes the late-input gap of signed neurons at T = L), got {flush!r}.")
     return int(flush)

@@ -25,10 +25,15 @@ TOLERANCE = 1e-4
 MAX_LEVELS = 2**16  # more steps than float32 activations can tell apart near 1
 
 
+def is_whole(value, low, high):
+    """Whether value is a whole number in [low, high], given as an int or a float (16 and 16.0 alike)."""
+    number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    return number and value == int(value) and low <= value <= high
+
+
 def check_levels(levels):
     """Return `levels` as an int (16 and 16.0 alike), or raise a ValueError that says what a valid value is."""
-    number = not isinstance(levels, bool) and isinstance(levels, (int, float)) and math.isfinite(levels)
-    if not number or levels != int(levels) or not 1 <= levels <= MAX_LEVELS:
+    if not is_whole(levels, 1, MAX_LEVELS):
         raise ValueError(
             f"levels must be a whole number >= 1 and <= {MAX_LEVELS} (the number of steps of the CQ staircase), "
             f"got {levels!r}; the paper and this book use levels=16."

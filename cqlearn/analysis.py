@@ -13,7 +13,8 @@ from tqdm.auto import tqdm
 from .convert import convert
 from .fold import fold_batchnorm
 from .neuron import encode
-from .quant import ACTIVATIONS, CQ, to_cq, with_ceiling
+from .layers import ACTIVATIONS
+from .quant import CQ, to_cq, with_ceiling
 from .train import evaluate, predict
 
 

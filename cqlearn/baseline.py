@@ -26,13 +26,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .fold import fold_batchnorm
+from .layers import DROPPED, POOLING, SYNAPSES, WEIGHTED
 from .neuron import check_encoding, check_timesteps
 from .quant import CQ
-from .snn import WEIGHTED, SpikingLayer, SpikingNetwork
-
-ACTIVATIONS = (nn.ReLU,)
-DROPPED = (nn.Dropout, nn.Identity)
-SYNAPSES = WEIGHTED + (nn.AvgPool2d, nn.Flatten)
+from .snn import SpikingLayer, SpikingNetwork
 
 
 def _split(model):
@@ -47,8 +44,8 @@ def _split(model):
     model.train(was_training)
     blocks, synapse = [], []
     for i, layer in enumerate(layers):
-        if isinstance(layer, ACTIVATIONS):
-            if not any(isinstance(m, WEIGHTED + (nn.AvgPool2d,)) for m in synapse):
+        if isinstance(layer, nn.ReLU):  # the baseline's neurons
+            if not any(isinstance(m, WEIGHTED + POOLING) for m in synapse):
                 raise ValueError(f"layer {i} ({type(layer).__name__}) has no Conv2d, Linear or AvgPool2d before it.")
             blocks.append(synapse)
             synapse = []

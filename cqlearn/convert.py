@@ -9,13 +9,11 @@ import warnings
 
 from torch import nn
 
-from .fold import BATCHNORMS, flatten, fold_batchnorm
+from .fold import flatten, fold_batchnorm
+from .layers import BATCHNORMS, DROPPED, SYNAPSES, WEIGHTED
 from .neuron import check_encoding, check_flush, check_neuron, check_timesteps
 from .quant import CQ
-from .snn import WEIGHTED, SpikingLayer, SpikingNetwork
-
-LINEAR = WEIGHTED + (nn.AvgPool2d, nn.Flatten)
-DROPPED = (nn.Dropout, nn.Identity)
+from .snn import SpikingLayer, SpikingNetwork
 
 FIXES = {
     nn.ReLU: "train its CQ twin first: cq.to_cq(model, levels) (ReLU rates are unbounded, IF rates lie in [0, 1])",
@@ -53,7 +51,7 @@ def check_convertible(model):
                          "plain nn.Sequential chain.")
     layers = flatten(model)
     for i, layer in enumerate(layers):
-        if not isinstance(layer, LINEAR + BATCHNORMS + DROPPED + (CQ,)):
+        if not isinstance(layer, SYNAPSES + BATCHNORMS + DROPPED + (CQ,)):
             raise _why_not(i, layer)
     cqs = [layer for layer in layers if isinstance(layer, CQ)]
     if not cqs:
@@ -86,10 +84,7 @@ def convert(model, timesteps=16, encoding="spikes", neuron="if", flush=0):
 
     spiking, synapse = [], []
     for layer in layers:
-        if isinstance(layer, CQ):
-            if not synapse:
-                raise ValueError("a CQ layer follows another CQ or starts the model; every CQ needs a Conv2d, "
-                                 "Linear or AvgPool2d before it.")
+        if isinstance(layer, CQ):  # the SpikingLayer checks its synapse: one weighted op at most, not empty
             spiking.append(SpikingLayer(nn.Sequential(*synapse), threshold=1.0, mode=layer.mode, neuron=neuron))
             synapse = []
         else:

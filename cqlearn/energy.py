@@ -22,12 +22,13 @@ import copy
 import torch
 from torch import nn
 
+from .layers import DROPPED, POOLING, WEIGHTED
 from .neuron import encode
 
 MAC_PJ = 4.6  # pJ per 32-bit float multiply-accumulate, 45 nm (Horowitz, ISSCC 2014)
 ADD_PJ = 0.9  # pJ per 32-bit float addition, 45 nm (Horowitz, ISSCC 2014)
-OPERATIONS = (nn.Conv2d, nn.Linear, nn.AvgPool2d)
-PASSIVE = (nn.Flatten, nn.Identity, nn.Dropout)
+OPERATIONS = WEIGHTED + POOLING  # a synapse's one operation
+PASSIVE = (nn.Flatten,) + DROPPED  # no arithmetic
 
 
 def _area(kernel_size):
@@ -51,7 +52,7 @@ def _connectivity(synapse):
     each output neuron the number of additions it receives."""
     ones = copy.deepcopy(synapse)
     for m in ones:
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
+        if isinstance(m, WEIGHTED):
             m.weight.data = torch.ones_like(m.weight)
             m.bias = None
         elif isinstance(m, nn.AvgPool2d):

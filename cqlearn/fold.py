@@ -8,8 +8,7 @@ import copy
 import torch
 from torch import nn
 
-SYNAPSES = (nn.Conv2d, nn.Linear)
-BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+from .layers import BATCHNORMS, WEIGHTED
 
 
 def fold_into(layer, bn):
@@ -36,7 +35,7 @@ def fold_batchnorm(model):
     out = []
     for i, layer in enumerate(flatten(model)):
         if isinstance(layer, BATCHNORMS):
-            if not out or not isinstance(out[-1], SYNAPSES):
+            if not out or not isinstance(out[-1], WEIGHTED):
                 raise ValueError(f"layer {i} ({layer.__class__.__name__}) does not follow a Conv2d or "
                                  "Linear, so it cannot be folded; put BatchNorm right after a Conv2d or Linear.")
             out[-1] = fold_into(out[-1], layer)

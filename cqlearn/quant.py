@@ -108,11 +108,10 @@ class CQ(nn.Module):
         return f"levels={self.levels}, mode={self.mode!r}"
 
 
-ACTIVATIONS = (nn.ReLU, Clamp, CQ)
-
-
 def _replace_activations(module, make):
     """Swap every activation in a tree of nn.Sequential for make(); AvgPool2d gains one if it has none."""
+    from .layers import ACTIVATIONS, POOLING  # here, not at the top: layers.py names CQ and Clamp, defined above
+
     if not isinstance(module, nn.Sequential):
         return module
     layers = list(module)
@@ -123,7 +122,7 @@ def _replace_activations(module, make):
             continue
         out.append(_replace_activations(layer, make))
         followed_by_activation = i + 1 < len(layers) and isinstance(layers[i + 1], ACTIVATIONS)
-        if isinstance(layer, nn.AvgPool2d) and not followed_by_activation and i + 1 < len(layers):
+        if isinstance(layer, POOLING) and not followed_by_activation and i + 1 < len(layers):
             out.append(make())
     return nn.Sequential(*out)
 

@@ -23,26 +23,30 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import memory
+from .layers import IMAGE_LAYERS, SYNAPSES, WEIGHTED
 from .neuron import (check_encoding, check_flush, check_neuron, check_timesteps, constant_current_counts,
                      constant_current_window, encode, if_step, initial_potential)
 from .quant import check_mode, quantize_tensor
 from .recording import Recording, kept_shapes, select
 
-WEIGHTED = (nn.Conv2d, nn.Linear)
-IMAGE_LAYERS = (nn.Conv2d, nn.AvgPool2d)  # a first synapse that starts with one of these takes (B, C, H, W)
-
 
 class SpikingLayer(nn.Module):
     """Synapse followed by integrate-and-fire neurons with a threshold (1 unless weights were scaled).
 
-    The synapse holds at most one weighted op (Conv2d or Linear), `weighted`: every weight layer
-    drives its own neurons. neuron: "if" (the paper's) or "signed" (chapter 11)."""
+    The synapse, an nn.Sequential of `layers.SYNAPSES`, holds at most one weighted op (Conv2d or
+    Linear), `weighted`: every weight layer drives its own neurons. The layer checks this itself.
+    neuron: "if" (the paper's) or "signed" (chapter 11)."""
 
     def __init__(self, synapse, threshold=1.0, mode="floor", neuron="if"):
         super().__init__()
-        weighted = [m for m in synapse if isinstance(m, WEIGHTED)]
-        if len(weighted) > 1:
-            names = ", ".join(m.__class__.__name__ for m in synapse)
+        if not isinstance(synapse, nn.Sequential) or not len(synapse):
+            raise ValueError(f"a spiking layer needs a synapse before its neurons, an nn.Sequential holding a Conv2d, "
+                             f"Linear or AvgPool2d, got {synapse!r}; every CQ needs one of these before it.")
+        names = ", ".join(m.__class__.__name__ for m in synapse)
+        if not all(isinstance(m, SYNAPSES) for m in synapse):
+            raise ValueError(f"a synapse holds only Conv2d, Linear, AvgPool2d and Flatten, got [{names}]; fold "
+                             "BatchNorm first (cq.fold_batchnorm) and leave Dropout out.")
+        if sum(isinstance(m, WEIGHTED) for m in synapse) > 1:
             raise ValueError(f"the layers [{names}] hold two Conv2d/Linear with no CQ between them; put a CQ "
                              "after each (every weight layer drives its own IF neurons).")
         self.synapse = synapse
@@ -156,7 +160,7 @@ class SpikingNetwork(nn.Module):
                              "of its own; sweep T with flush=0, or convert at each T with flush.")
         if not torch.is_tensor(x) or x.dim() < 2:
             raise TypeError(f"expected a batch of images as a tensor of shape (B, C, H, W), got {type(x).__name__}.")
-        first = next((m for m in self.layers[0].synapse if not isinstance(m, nn.Dropout)), None)
+        first = self.layers[0].synapse[0]
         if isinstance(first, IMAGE_LAYERS) and x.dim() != 4:
             raise ValueError(f"expected a batch of images of shape (B, C, H, W), got shape {tuple(x.shape)}; "
                              "for one image pass x[None] (a batch of one).")

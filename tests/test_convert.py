@@ -115,6 +115,12 @@ def test_a_spiking_layer_holds_at_most_one_weighted_op():
         cq.SpikingLayer(nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3)))
     layer = cq.SpikingLayer(nn.Sequential(nn.Flatten(), nn.Linear(3, 3)))
     assert layer.weighted is layer.synapse[1] and cq.SpikingLayer(nn.Sequential(nn.AvgPool2d(2))).weighted is None
+    with pytest.raises(ValueError, match="needs a synapse"):
+        cq.SpikingLayer(nn.Sequential())
+    with pytest.raises(ValueError, match=r"only Conv2d, Linear, AvgPool2d and Flatten, got \[Linear, BatchNorm1d\]"):
+        cq.SpikingLayer(nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3)))
+    with pytest.raises(ValueError, match="needs a synapse"):  # convert leaves the check to SpikingLayer
+        cq.convert(nn.Sequential(nn.Flatten(), nn.Linear(4, 3), cq.CQ(4), nn.Dropout(), cq.CQ(4), nn.Linear(3, 2)), 8)
 
 
 def test_unknown_encoding_lists_the_choices():

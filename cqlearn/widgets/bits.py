@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..quant import quantize_tensor
-from ..snn import WEIGHTED
+from ..layers import WEIGHTED
 from ..train import evaluate
 from . import static_mode
 from ._explorer import explorer, first_images, single_threaded, slider_style, small_multiples, trace
@@ -27,7 +27,7 @@ def _weight(snn, layer):
 
 def weighted_layers(snn):
     """Indices of the spiking layers with weights, plus len(snn.layers) for the readout."""
-    return [i for i, layer in enumerate(snn.layers) if any(isinstance(m, WEIGHTED) for m in layer.synapse)] + [
+    return [i for i, layer in enumerate(snn.layers) if layer.weighted is not None] + [
         len(snn.layers)]
 
 

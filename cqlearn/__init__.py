@@ -10,12 +10,12 @@ from . import analysis, data, energy, exercises, models, plots
 from .checkpoints import load, save, shipped
 from .convert import convert
 from .fold import fold_batchnorm
-from .quant import CQ, Clamp, to_clamp, to_cq
+from .quant import CQ, Clamp, cq_config, to_clamp, to_cq
 from .snn import Recording, SpikingLayer, SpikingNetwork
 from .train import evaluate, predict, seed_everything, staged, train
 
 __version__ = "0.1.0"
 QUICK = os.environ.get("CQ_QUICK") == "1"  # small data and few epochs; the book's checks still hold
-__all__ = ["CQ", "Clamp", "Recording", "SpikingLayer", "SpikingNetwork", "analysis", "convert", "data",
+__all__ = ["CQ", "Clamp", "cq_config", "Recording", "SpikingLayer", "SpikingNetwork", "analysis", "convert", "data",
            "energy", "evaluate", "exercises", "fold_batchnorm", "load", "models", "plots", "predict", "save",
            "seed_everything", "shipped", "staged", "to_clamp", "to_cq", "train"]

@@ -5,14 +5,12 @@
 3. What follows the last CQ (flatten, pooling, the last Linear) is the non-spiking readout.
 Dropout and Identity are dropped; anything the SNN cannot express raises a ValueError that names it.
 """
-import warnings
-
 from torch import nn
 
 from .fold import flatten, fold_batchnorm
 from .layers import BATCHNORMS, DROPPED, SYNAPSES, WEIGHTED
 from .neuron import check_encoding, check_flush, check_neuron, check_timesteps
-from .quant import CQ
+from .quant import CQ, cq_config
 from .snn import SpikingLayer, SpikingNetwork
 
 FIXES = {
@@ -40,7 +38,8 @@ def _custom_forward(model):
 
 
 def check_convertible(model):
-    """Raise a ValueError naming the first layer that has no spiking counterpart."""
+    """The model's CQConfig (levels, mode), or a ValueError naming the first layer that has no spiking
+    counterpart."""
     if not isinstance(model, nn.Sequential):
         raise _why_not(0, model) if isinstance(model, nn.Module) else TypeError(
             f"convert needs a torch nn.Sequential, got {type(model).__name__}.")
@@ -53,17 +52,7 @@ def check_convertible(model):
     for i, layer in enumerate(layers):
         if not isinstance(layer, SYNAPSES + BATCHNORMS + DROPPED + (CQ,)):
             raise _why_not(i, layer)
-    cqs = [layer for layer in layers if isinstance(layer, CQ)]
-    if not cqs:
-        raise ValueError("the model has no CQ layer, so there is nothing to spike; use cq.to_cq(model, levels) "
-                         "and fine-tune first.")
-    if len({layer.mode for layer in cqs}) > 1:
-        raise ValueError("the CQ layers mix 'floor' and 'round' modes; use one mode throughout.")
-    levels = sorted({layer.levels for layer in cqs})
-    if len(levels) > 1:
-        warnings.warn(f"the CQ layers mix levels {levels}: the SNN can match the CQ-CNN exactly only at "
-                      "T = levels, which one T cannot be for every layer; use one levels throughout.", stacklevel=3)
-    return layers
+    return cq_config(model)  # one mode, a CQ layer at least (a warning if levels mix)
 
 
 def convert(model, timesteps=16, encoding="spikes", neuron="if", flush=0):
@@ -77,7 +66,7 @@ def convert(model, timesteps=16, encoding="spikes", neuron="if", flush=0):
     by T. Recordings then have T + k steps. 0 (the default) is the paper's simulation (chapter 11)."""
     timesteps, encoding, neuron = check_timesteps(timesteps), check_encoding(encoding), check_neuron(neuron)
     flush = check_flush(flush)
-    check_convertible(model)
+    mode = check_convertible(model).mode
     was_training = model.training
     layers = [m for m in fold_batchnorm(model.eval()) if not isinstance(m, DROPPED)]
     model.train(was_training)
@@ -85,7 +74,7 @@ def convert(model, timesteps=16, encoding="spikes", neuron="if", flush=0):
     spiking, synapse = [], []
     for layer in layers:
         if isinstance(layer, CQ):  # the SpikingLayer checks its synapse: one weighted op at most, not empty
-            spiking.append(SpikingLayer(nn.Sequential(*synapse), threshold=1.0, mode=layer.mode, neuron=neuron))
+            spiking.append(SpikingLayer(nn.Sequential(*synapse), threshold=1.0, mode=mode, neuron=neuron))
             synapse = []
         else:
             synapse.append(layer)

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from . import analysis, data, distributed, models
 from .checkpoints import load, read, save
 from .convert import convert
-from .quant import to_clamp, to_cq
+from .quant import cq_config, to_clamp, to_cq
 from .train import PRECISIONS, batches, evaluate, predict, train_epoch
 from .results import (FIGURE_FORMATS, append_results, baseline_name, command_line, format_row, machine,
                       record_in_checkpoint, save_figure)
@@ -317,7 +317,7 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
     layer_x = test_set.images[:layer_images] if layer_images and distributed.is_main() else None
     cq_predictions = predict(model, shard, batch_size, device)
     cq_accuracy = distributed.fraction(cq_predictions == shard.labels)
-    levels = next((m.levels for m in model.modules() if hasattr(m, "levels")), meta.get("levels"))
+    levels = cq_config(model).levels
     base = {"date": datetime.date.today().isoformat(), "dataset": dataset, "network": "CQ",
             "model": (getattr(model, "arch", None) or {}).get("name", "?"), "levels": levels,
             "images": len(test_set), "cnn": None, "cq_cnn": cq_accuracy,

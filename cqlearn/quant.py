@@ -10,6 +10,8 @@ The backward pass is straight-through inside [0, 1] and zero outside (chapter 2)
 """
 import copy
 import math
+import warnings
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -158,6 +160,30 @@ def to_cq(model, levels=16, mode="floor"):
     return _twin(model, lambda: CQ(levels, mode), activation="cq", levels=levels, mode=mode)
 
 
+class CQConfig(NamedTuple):
+    """The activations of a CQ-CNN, as `cq_config` reads them: `levels` (L) and `mode`."""
+    levels: int
+    mode: str
+
+
+def cq_config(model):
+    """The levels and mode of the CQ layers of `model`, as CQConfig(levels, mode) (chapter 4).
+
+    A ValueError when it has no CQ layer or its CQ layers mix modes; a warning when they mix levels (the
+    SNN can then match the CQ-CNN at one T only), and then the first CQ layer's levels."""
+    cqs = [m for m in model.modules() if isinstance(m, CQ)]
+    if not cqs:
+        raise ValueError("the model has no CQ layer, so there is nothing to spike; use cq.to_cq(model, levels) "
+                         "and fine-tune first.")
+    if len({m.mode for m in cqs}) > 1:
+        raise ValueError("the CQ layers mix 'floor' and 'round' modes; use one mode throughout.")
+    levels = sorted({m.levels for m in cqs})
+    if len(levels) > 1:
+        warnings.warn(f"the CQ layers mix levels {levels}: the SNN can match the CQ-CNN exactly only at "
+                      "T = levels, which one T cannot be for every layer; use one levels throughout.", stacklevel=2)
+    return CQConfig(cqs[0].levels, cqs[0].mode)
+
+
 def quantize_tensor(w, bits):
     """Per-tensor max-abs scaling to [-1, 1] and rounding to the nearest step of 2**(1 - bits) (ties to
     even, as torch.round). Chapter 8.
@@ -195,6 +221,6 @@ def ste_gradient(x, levels=4, mode="floor"):
     return x.grad
 
 
-__all__ = ["CQ", "Clamp", "staircase", "to_cq", "to_clamp", "quantize_tensor", "check_levels",
+__all__ = ["CQ", "CQConfig", "Clamp", "cq_config", "staircase", "to_cq", "to_clamp", "quantize_tensor", "check_levels",
            "check_mode", "MODES", "TOLERANCE", "with_ceiling",
            "error_bounds", "quantization_error", "ste_gradient"]

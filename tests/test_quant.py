@@ -81,6 +81,18 @@ def test_to_clamp_then_to_cq():
     assert sum(isinstance(m, cq.CQ) for m in cq.to_cq(clamp).modules()) == 4
 
 
+def test_cq_config_reads_levels_and_mode_or_says_what_is_wrong():
+    model = cq.to_cq(cq.models.digits_cnn(), 8, "round")
+    assert cq.cq_config(model) == (8, "round") and cq.cq_config(model).levels == 8
+    with pytest.raises(ValueError, match="no CQ layer.*cq.to_cq"):
+        cq.cq_config(cq.models.digits_cnn())
+    with pytest.raises(ValueError, match="mix 'floor' and 'round'"):
+        cq.cq_config(nn.Sequential(nn.Linear(2, 2), cq.CQ(4), nn.Linear(2, 2), cq.CQ(4, "round")))
+    mixed = nn.Sequential(nn.Linear(2, 2), cq.CQ(8), nn.Linear(2, 2), cq.CQ(4))
+    with pytest.warns(UserWarning, match=r"mix levels \[4, 8\]"):
+        assert cq.cq_config(mixed) == cq.quant.CQConfig(8, "floor")  # the first CQ layer's levels
+
+
 def test_to_cq_needs_a_sequential():
     with pytest.raises(TypeError, match="nn.Sequential"):
         cq.to_cq(nn.Conv2d(1, 1, 3))

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .convert import convert
+from .conversion import convert
 from .fold import fold_batchnorm
 from .neuron import encode
 from .layers import ACTIVATIONS

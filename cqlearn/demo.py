@@ -11,7 +11,7 @@ import torch
 
 from . import analysis, data, models, plots
 from .checkpoints import save
-from .convert import convert
+from .conversion import convert
 from .files import atomic_write
 from .train import evaluate, seed_everything, staged
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from . import analysis, data, distributed, models
 from .checkpoints import load, read, save
-from .convert import convert
+from .conversion import convert
 from .quant import cq_config, to_clamp, to_cq
 from .train import PRECISIONS, batches, evaluate, predict, train_epoch
 from .results import (FIGURE_FORMATS, append_results, baseline_name, command_line, format_row, machine,

@@ -7,7 +7,7 @@ a slider and a plotly FigureWidget, or draws `energy_small_multiples` in `static
 import numpy as np
 
 from .. import energy
-from ..convert import convert
+from ..conversion import convert
 from . import static_mode
 from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
 

@@ -7,7 +7,7 @@ sliders and a plotly FigureWidget, or draws `raster_small_multiples` (every laye
 """
 import numpy as np
 
-from ..convert import convert
+from ..conversion import convert
 from ..plots import raster_neurons, raster_points
 from ..neuron import ENCODINGS, encode
 from . import static_mode

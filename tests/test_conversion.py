@@ -128,6 +128,11 @@ def test_unknown_encoding_lists_the_choices():
         cq.convert(cq_net(), 8, encoding="rate")
 
 
+def test_the_function_does_not_hide_the_module():
+    assert callable(cq.convert) and cq.conversion.convert is cq.convert
+    assert cq.conversion.__name__ == "cqlearn.conversion"
+
+
 def test_convert_leaves_the_model_as_it_was():
     model = cq.to_cq(cq.models.digits_cnn()).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -116,8 +116,7 @@ def at_timesteps(snn, T):
     return at_T
 
 
-def accuracy_vs_timesteps(model, dataset, timesteps=(8, 16, 32, 64, 128), encoding="spikes", neuron="if",
-                          progress=True):
+def sweep_timesteps(model, dataset, timesteps=(8, 16, 32, 64, 128), encoding="spikes", neuron="if", progress=True):
     """{T: SNN accuracy} for the CQ-CNN converted at each T (chapter 7), all from one simulation to the
     largest T."""
     labels = torch.as_tensor([y for _, y in dataset]) if not hasattr(dataset, "labels") else dataset.labels

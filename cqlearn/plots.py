@@ -3,7 +3,7 @@ figure when None) and returns the axes, so figures can be composed and saved."""
 import matplotlib.pyplot as plt
 import torch
 
-from .quant import staircase as cq_staircase
+from .quant import quantize
 
 
 def _axes(ax, figsize=(6, 3.5)):
@@ -16,7 +16,7 @@ def staircase(levels=16, mode="floor", ax=None):
     x = torch.linspace(-0.25, 1.25, 1501)
     ax.plot(x, x.clamp(min=0), color="0.7", lw=1, label="ReLU")
     ax.plot(x, x.clamp(0, 1), color="0.4", lw=1, ls="--", label="clamp")
-    ax.plot(x, cq_staircase(x, levels, mode), color="C0", lw=2, label=f"CQ, {levels} levels ({mode})")
+    ax.plot(x, quantize(x, levels, mode), color="C0", lw=2, label=f"CQ, {levels} levels ({mode})")
     ax.set(title=f"CQ activation, levels = {levels}", xlabel="pre-activation x", ylabel="activation y",
            ylim=(-0.1, 1.3))
     ax.legend(loc="upper left")

@@ -50,7 +50,7 @@ def check_mode(mode):
     return mode
 
 
-def staircase(x, levels, mode="floor", precision=torch.float64):
+def quantize(x, levels, mode="floor", precision=torch.float64):
     """The CQ forward value, without a gradient: clamp(q(x * levels) / levels, 0, 1). Chapter 2.
 
     In float64 it follows the IF neuron's closed form (neuron.py) operation by operation, so that the
@@ -66,7 +66,7 @@ class _StraightThrough(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, levels, mode, precision):
         ctx.save_for_backward(x)
-        return staircase(x, levels, mode, precision)
+        return quantize(x, levels, mode, precision)
 
     @staticmethod
     def backward(ctx, grad):
@@ -210,7 +210,7 @@ def quantization_error(values, levels, mode="floor"):
     clamp and the error is 0), as a flat tensor."""
     x = torch.as_tensor(values).flatten()
     x = x[(x >= 0) & (x <= 1)]
-    return x - staircase(x, levels, mode)
+    return x - quantize(x, levels, mode)
 
 
 def ste_gradient(x, levels=4, mode="floor"):
@@ -221,6 +221,6 @@ def ste_gradient(x, levels=4, mode="floor"):
     return x.grad
 
 
-__all__ = ["CQ", "CQConfig", "Clamp", "cq_config", "staircase", "to_cq", "to_clamp", "quantize_tensor", "check_levels",
+__all__ = ["CQ", "CQConfig", "Clamp", "cq_config", "quantize", "to_cq", "to_clamp", "quantize_tensor", "check_levels",
            "check_mode", "MODES", "TOLERANCE", "with_ceiling",
            "error_bounds", "quantization_error", "ste_gradient"]

@@ -7,7 +7,7 @@ import torch
 import cqlearn as cq
 from cqlearn import analysis, experiments
 from cqlearn.experiments import pick_precision
-from cqlearn.quant import staircase
+from cqlearn.quant import quantize
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -53,7 +53,7 @@ def test_evaluation_after_bf16_training_is_exact(runs):
     def check(module, inputs, output):
         x, = inputs
         seen.append(x.dtype)
-        assert torch.equal(output, staircase(x, module.levels, module.mode, torch.float64))
+        assert torch.equal(output, quantize(x, module.levels, module.mode, torch.float64))
         assert torch.equal(output * module.levels, (output * module.levels).round())
 
     hooks = [m.register_forward_hook(check) for m in model.modules() if isinstance(m, cq.CQ)]

@@ -4,16 +4,16 @@ import torch
 from torch import nn
 
 import cqlearn as cq
-from cqlearn.quant import quantize_tensor, staircase
+from cqlearn.quant import quantize, quantize_tensor
 
 
 @pytest.mark.parametrize("levels", [1, 4, 10, 16, 255])
 def test_floor_staircase_hits_every_level_exactly(levels):
     k = torch.arange(levels + 1, dtype=torch.float32)
     x = k / levels  # float32 cannot hold most of these exactly (0.7 -> 0.69999999)
-    assert torch.equal(staircase(x, levels) * levels, k)
+    assert torch.equal(quantize(x, levels) * levels, k)
     below = (k[1:] - 0.01) / levels
-    assert torch.equal(staircase(below, levels) * levels, k[:-1])
+    assert torch.equal(quantize(below, levels) * levels, k[:-1])
 
 
 def test_floor_and_round_values():
@@ -39,7 +39,7 @@ def test_training_rounds_like_evaluation_away_from_the_last_bit(mode):
     fast = layer.train()(x.clone().requires_grad_())
     with torch.no_grad():
         exact = layer(x)
-    assert torch.equal(layer.eval()(x), exact) and torch.equal(exact, staircase(x, 16, mode))
+    assert torch.equal(layer.eval()(x), exact) and torch.equal(exact, quantize(x, 16, mode))
     steps = x.double() * 16 + (0.5 if mode == "round" else 0.0)
     near_a_level = (steps - steps.round()).abs() < 1e-5
     assert torch.equal(fast.detach()[~near_a_level], exact[~near_a_level])

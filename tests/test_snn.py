@@ -250,7 +250,7 @@ def test_accuracy_against_T_from_one_simulation_equals_converting_at_each_T():
     model = cq.load(cq.shipped("digits_cnn_cq16.pt"))
     test = cq.data.load("digits", "test", limit=60)
     for neuron in ("if", "signed"):
-        curve = cq.analysis.accuracy_vs_timesteps(model, test, (4, 8, 16), "spikes", neuron, progress=False)
+        curve = cq.analysis.sweep_timesteps(model, test, (4, 8, 16), "spikes", neuron, progress=False)
         assert curve == {T: cq.evaluate(cq.convert(model, T, "spikes", neuron), test) for T in (4, 8, 16)}
     with pytest.raises(ValueError, match="timesteps must lie in 1..8"):
         cq.analysis.predict_every_timestep(cq.convert(model, 8), test, (4, 16))

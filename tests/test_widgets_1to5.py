@@ -146,7 +146,7 @@ def test_activations_inputs_and_outputs(cq16, few):
     assert len(inputs) == len(outputs) == _spiking_layers(cq16) and inputs[0].shape[:1] == (48,)
     with pytest.raises(ValueError, match="where"):
         clamp.activations(cq16, few.images, where="inside")
-    assert torch.equal(outputs[0], cq.quant.staircase(inputs[0], 16))
+    assert torch.equal(outputs[0], cq.quant.quantize(inputs[0], 16))
     assert all(torch.equal(o, a) for o, a in zip(outputs, analysis.cq_activations(cq16, few.images)))
 
 

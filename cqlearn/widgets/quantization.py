@@ -10,7 +10,7 @@ import torch
 
 from .. import plots
 from ..analysis import activations, levels_sweep  # noqa: F401  (chapter 2 sweeps L with it)
-from ..quant import MODES, check_levels, check_mode, error_bounds, quantization_error, staircase, ste_gradient
+from ..quant import MODES, check_levels, check_mode, error_bounds, quantization_error, quantize, ste_gradient
 from . import static_mode
 from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
 from .clamp import sample_values
@@ -22,7 +22,7 @@ def ste_figure(levels=4, mode="floor"):
     figure, axes = small_multiples(1, 2, width=4.2, height=3.2)
     left, right = axes[0]
     x = torch.linspace(-0.5, 1.5, 2001)
-    left.plot(x, staircase(x, levels, mode), color="C0", lw=2, label=f"CQ, L = {levels}")
+    left.plot(x, quantize(x, levels, mode), color="C0", lw=2, label=f"CQ, L = {levels}")
     left.plot(x, x.clamp(0, 1), color="0.5", ls="--", lw=1, label="clamp")
     left.set(title="Forward: the staircase", xlabel="pre-activation x", ylabel="activation y")
     left.legend(loc="upper left", fontsize=8)
@@ -65,7 +65,7 @@ def quantization_figure_data(levels, mode="floor", values=None, accuracies=None,
     mean_error, max_error (of |error|, in activation units: they shrink as 1/L); accuracy; title."""
     levels, mode = check_levels(levels), check_mode(mode)
     x = torch.linspace(-0.25, 1.25, 1201)
-    out = {"x": x.numpy(), "y": staircase(x, levels, mode).numpy(), "clamp": x.clamp(0, 1).numpy(),
+    out = {"x": x.numpy(), "y": quantize(x, levels, mode).numpy(), "clamp": x.clamp(0, 1).numpy(),
            "edges": np.zeros(0), "centers": np.zeros(0), "fraction": np.zeros(0), "width": 0.0,
            "mean_error": float("nan"),
            "max_error": float("nan")}

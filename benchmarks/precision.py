@@ -19,7 +19,7 @@ import torch
 
 from cqlearn import data, experiments, models
 from cqlearn.results import machine
-from cqlearn.train import batches, train_epoch
+from cqlearn.train import batches, make_optimizer, train_epoch
 
 
 def step_seconds(name, precisions, batch, rounds):
@@ -29,7 +29,7 @@ def step_seconds(name, precisions, batch, rounds):
     nets, times = {}, {p: [] for p in precisions}
     for precision in precisions:
         model = models.create(name, activation="cq", levels=16, mode="round").to(memory_format=torch.channels_last)
-        optimizer, schedule = experiments._optimizer(model, 0.05, 5e-4, 10**6, kind="sgd")
+        optimizer, schedule = make_optimizer(model, 0.05, 5e-4, 10**6, kind="sgd")
         nets[precision] = (model, optimizer, schedule)
     for r in range(rounds + 1):  # round 0 warms up
         for precision in precisions if r % 2 else precisions[::-1]:

@@ -169,7 +169,7 @@ def _run(args, argv):
                   resume=args.resume, progress=not args.no_progress, command=argv,
                   precision=args.precision)
     elif args.command == "eval":
-        from .experiments import eval_run
+        from .evaluation import eval_run
         bits = WEIGHT_BITS if args.weight_bits == [] else args.weight_bits
         eval_run(args.checkpoint, args.timesteps, args.encoding, bits or (), not args.float_readout, args.dataset,
                  args.limit, args.layer_images, args.batch_size, args.results, args.record, args.root, args.device,

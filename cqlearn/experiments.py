@@ -1,21 +1,16 @@
-"""Reproducing the paper: `cqlearn train` and `cqlearn eval` (chapter 9).
+"""`cqlearn train`: the staged recipe on a dataset, resumable and recorded (chapter 9).
 
-`train` runs the staged recipe (plain ReLU -> optional clamp -> CQ) on mnist, fashion-mnist or cifar10
-and saves a checkpoint after every epoch (`last.pt`: weights, optimizer, stage and epoch, written
-atomically by cq.save), so an interrupted run goes on with `--resume` from the last finished epoch and
-ends with the same weights as an uninterrupted one (on a CPU, bit for bit: every epoch reseeds). On a
-GPU the data sits on the device and the forward pass runs in mixed precision (float16). Under torchrun both
-run on several processes (cqlearn.distributed): training with DistributedDataParallel, evaluation on
-shards of the test set; one process runs exactly as without it.
-
-`eval` converts a CQ checkpoint at each T, measures the SNN against the CQ-CNN (accuracy, prediction
-agreement, per-layer exact spike counts) with float or n-bit weights, prints the rows and appends them
-to a results file (.csv or .md).
+It runs plain ReLU -> optional clamp -> CQ (the recipe of `train.staged`, with `train.train_epoch`) on
+mnist, fashion-mnist or cifar10, configured by a `TrainConfig`, and saves a checkpoint after every epoch
+(`last.pt`: weights, optimizer, stage and epoch, written atomically by cq.save), so an interrupted run
+goes on with `--resume` from the last finished epoch and ends with the same weights as an uninterrupted
+one (on a CPU, bit for bit: every epoch reseeds). On a GPU the data sits on the device and the forward
+pass runs in mixed precision (float16). Under torchrun it trains with DistributedDataParallel
+(cqlearn.distributed); one process runs exactly as without it. `cqlearn eval` is evaluation.py.
 """
 import datetime
 import inspect
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,20 +18,13 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import analysis, data, distributed, models
+from . import data, distributed, models
 from .checkpoints import load, read, save
-from .conversion import convert
-from .quant import cq_config, to_clamp, to_cq
-from .train import PRECISIONS, batches, evaluate, predict, train_epoch
-from .results import (FIGURE_FORMATS, append_results, baseline_name, command_line, format_row, machine,
-                      record_in_checkpoint, save_figure)
+from .quant import to_clamp, to_cq
+from .results import command_line, machine
+from .train import OPTIMIZERS, batches, evaluate, make_optimizer, pick_device, pick_precision, train_epoch
 
 STAGES = ("plain", "clamp", "cq")
-LAYER_IMAGE_STEPS = 4096  # images x T per batch of the per-layer statistics (vgg_small: about 250 MB recorded)
-
-
-def pick_device(device=None):
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def stage_epochs(epochs):
@@ -69,40 +57,6 @@ def _twin(model, stage, levels, mode):
     if stage == "cq":
         return to_cq(model, levels, mode)
     return model
-
-
-OPTIMIZERS = ("adam", "sgd")
-
-
-def _optimizer(model, lr, weight_decay, steps, state=None, kind="adam"):
-    """Adam, or SGD with Nesterov momentum 0.9 (better on CIFAR-10), with a cosine decay to zero."""
-    if kind == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True,
-                                    weight_decay=weight_decay)
-    else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps))
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-    return optimizer, schedule
-
-
-def pick_precision(device, precision=None, amp=None):
-    """The training precision, "fp32", "bf16" or "fp16" (torch.autocast; the weights stay float32 and
-    evaluation rounds the CQ staircase in float64). Default: fp16 on a GPU, fp32 on the CPU. amp=True,
-    the older switch, is bf16 on the CPU and fp16 on a GPU; amp=False is fp32."""
-    if precision is None:
-        use_amp = device.type == "cuda" if amp is None else amp
-        precision = ("fp16" if device.type == "cuda" else "bf16") if use_amp else "fp32"
-    elif amp is not None and amp != (precision != "fp32"):
-        raise ValueError(f"--{'' if amp else 'no-'}amp contradicts --precision {precision}; pass --precision alone.")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}.")
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("fp16 training is for GPUs (it needs loss scaling, and CPUs compute bfloat16 faster); "
-                         "pass --precision bf16 on the CPU.")
-    return precision
 
 
 @dataclass
@@ -186,7 +140,7 @@ def train_run(out, config, root=None, download=False, device=None, amp=None, res
             model = _twin(model, stage, c.levels, c.mode)
         model.to(device, memory_format=torch.channels_last)  # faster convolutions on CPUs and GPUs
         net = distributed.wrap(model, device)  # DistributedDataParallel under torchrun, else the model
-        opt, schedule = _optimizer(model, c.lr, c.weight_decay, plan[stage] * steps_per_epoch, partial,
+        opt, schedule = make_optimizer(model, c.lr, c.weight_decay, plan[stage] * steps_per_epoch, partial,
                                    c.optimizer)
         scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         for epoch in range(partial["epoch"] if partial else 0, plan[stage]):
@@ -255,122 +209,3 @@ def _meta(config, stage, results, history, precision, command):
             "history": history, "trained_on": machine() + ("" if precision == "fp32" else f" ({precision} autocast)")
             + (f", {distributed.world_size()} processes (torchrun)" if distributed.world_size() > 1 else ""),
             "date": datetime.date.today().isoformat(), "command": command_line(command)}
-
-
-@torch.no_grad()
-def snn_row(model, snn, test_set, cq_predictions, batch_size=250, layer_x=None, progress=False, desc="SNN",
-            predicted=None):
-    """SNN accuracy, agreement with the CQ-CNN's predictions and per-layer exact spike counts (on the
-    images `layer_x`, via analysis.layer_agreement), in one dict. `predicted`: the SNN's predictions when
-    already known (analysis.predict_every_timestep). Under torchrun, test_set and cq_predictions are this
-    process's shard and the fractions are over all processes."""
-    device = next(snn.parameters()).device
-    cq_predictions = cq_predictions.cpu()
-    if predicted is None:
-        predicted = predict(snn, test_set, batch_size, device, progress, desc)
-    row = {"snn": distributed.fraction(predicted == test_set.labels),
-           "agreement": distributed.fraction(predicted == cq_predictions)}
-    if layer_x is not None:  # in batches: the layer statistics record every step of every image
-        images = torch.utils.data.TensorDataset(layer_x.to(device), torch.zeros(len(layer_x)))
-        per_batch = max(1, min(batch_size, LAYER_IMAGE_STEPS // snn.timesteps))
-        layers = analysis.layer_agreement(model, snn, images, per_batch)
-        row["layer_exact"] = " / ".join(f"{100 * layer['exact']:.1f}" for layer in layers)
-    return row
-
-
-def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_bits=(), readout=True,
-             dataset=None, limit=None, layer_images=1000, batch_size=250, results=None, record=False, root=None,
-             device=None, progress=True, log=print, command=None, baseline=None, percentiles=(99.9,),
-             calibration=1000, figure=None, float_weights=True, download=False, neurons=("if",), flush=0):
-    """Rows comparing CNN, CQ-CNN and the SNN at each T (float weights, then each n in weight_bits), printed
-    and appended to `results` (.csv, or a markdown table otherwise). record=True writes the SNN
-    accuracies into the checkpoint's metadata. Returns the rows. float_weights=False skips the
-    float-weight rows (when only the n-bit rows are still to be measured). neurons: "if" and/or "signed"
-    (cq.convert's neuron), a row each. flush: cq.convert's flush steps, in every SNN row.
-
-    baseline: a plain ReLU checkpoint to convert naively as well (cqlearn.baseline.normalise, scales
-    from each of `percentiles` of the activations on `calibration` training images; 100 is the max), a
-    row per T and percentile. figure: a .png (or .svg, .pdf) path for accuracy against T, float weights.
-
-    The CNN column is the plain network's accuracy on the same images: measured when `baseline` is
-    given, else taken from the checkpoint's metadata only if it was measured on the same test images
-    (same dataset and limit), else left empty."""
-    precisions = ((None,) if float_weights else ()) + tuple(weight_bits)
-    if not precisions:
-        raise ValueError("nothing to measure: float_weights=False (--no-float) needs weight_bits (--weight-bits).")
-    if figure is not None and Path(figure).suffix.lower() not in FIGURE_FORMATS:
-        raise ValueError(f"cannot draw the figure into {figure}: choose a file name ending in "
-                         f"{', '.join(FIGURE_FORMATS)}.")
-    device = pick_device(device)
-    if not distributed.is_main():  # under torchrun, rank 0 alone logs and writes
-        log, progress, results, record, figure = (lambda *args: None), False, None, False, None
-    model = load(checkpoint).to(device)
-    meta = dict(model.meta)
-    dataset = dataset or meta.get("dataset")
-    if dataset is None:
-        raise ValueError(f"{checkpoint} does not say which dataset it was trained on; pass --dataset.")
-    test_set = data.load(dataset, "test", root=root, download=download, limit=limit)
-    shard = distributed.shard(test_set, batch_size)  # whole batches; the test set itself for one process
-    if math.ceil(len(test_set) / batch_size) < distributed.world_size():
-        raise ValueError(f"{len(test_set)} test images make fewer batches of {batch_size} than there are "
-                         f"processes ({distributed.world_size()}); pass a smaller --batch-size.")
-    layer_x = test_set.images[:layer_images] if layer_images and distributed.is_main() else None
-    cq_predictions = predict(model, shard, batch_size, device)
-    cq_accuracy = distributed.fraction(cq_predictions == shard.labels)
-    levels = cq_config(model).levels
-    base = {"date": datetime.date.today().isoformat(), "dataset": dataset, "network": "CQ",
-            "model": (getattr(model, "arch", None) or {}).get("name", "?"), "levels": levels,
-            "images": len(test_set), "cnn": None, "cq_cnn": cq_accuracy,
-            "machine": machine(), "command": command_line(command), "checkpoint": str(checkpoint)}
-    if baseline:
-        from . import baseline as naive
-        plain = load(baseline).to(device)
-        plain_predictions = predict(plain, shard, batch_size, device)
-        base["cnn"] = plain_accuracy = distributed.fraction(plain_predictions == shard.labels)
-        images = data.load(dataset, "train", root=root, limit=calibration).images.to(device)
-    elif (dataset, limit) == (meta.get("dataset"), meta.get("test_images")):  # the images it was measured on
-        base["cnn"] = meta.get("plain_accuracy")
-    else:
-        log(f"CNN accuracy left out: the checkpoint's was measured on other test images than these "
-            f"{len(test_set)}; pass --baseline PLAIN_CHECKPOINT to measure it on them.")
-    rows = []
-
-    def add(row, start):  # each row goes to the file as soon as it is measured
-        rows.append(row)
-        log(format_row(row) + f"  ({time.perf_counter() - start:.0f} s)")
-        if results:
-            append_results([row], results)
-        if record and row["network"] == "CQ":
-            record_in_checkpoint(checkpoint, model, meta, [row])
-
-    for neuron, encoding in [(n, e) for n in neurons for e in encodings]:
-        snn = convert(model, max(timesteps), encoding, neuron, flush).to(device)  # one simulation per precision: every T
-        nets = {bits: snn if bits is None else snn.with_weight_bits(bits, readout=readout) for bits in precisions}
-        predicted = {bits: analysis.predict_every_timestep(net, shard, timesteps, batch_size, progress,
-                                                           f"{neuron} {encoding} T<={max(timesteps)} {bits or 32}-bit")
-                     for bits, net in nets.items()}
-        for T in timesteps:
-            for bits, net in nets.items():
-                start = time.perf_counter()
-                at_T = analysis.at_timesteps(net, T)  # the same layers, read out after T steps
-                row = {**base, "neuron": neuron, "encoding": encoding, "timesteps": T, "flush": flush,
-                       "weights": "float32" if bits is None else f"{bits}-bit", "weight_bits": bits,
-                       "readout": "float32" if bits is None or not readout else f"{bits}-bit",
-                       **snn_row(model, at_T, shard, cq_predictions, batch_size, layer_x, progress,
-                                 predicted=predicted[bits][T])}
-                add({**row, "snn_minus_converted": row["snn"] - cq_accuracy}, start)
-            for percentile in percentiles if baseline and neuron == neurons[0] else ():  # IF, once per encoding
-                start = time.perf_counter()
-                net = naive.normalise(plain, images, T, encoding, percentile).to(device)
-                row = {**base, "network": baseline_name(percentile), "levels": "-", "cq_cnn": None,
-                       "cnn": plain_accuracy, "checkpoint": str(baseline), "neuron": "if", "encoding": encoding, "timesteps": T,
-                       "weights": "float32", "readout": "float32",
-                       **snn_row(plain, net, shard, plain_predictions, batch_size, None, progress,
-                                 f"baseline T={T}")}
-                add({**row, "snn_minus_converted": row["snn"] - plain_accuracy}, start)
-    if results:
-        log(f"appended {len(rows)} rows to {results}")
-    if figure:
-        save_figure(rows, figure)
-        log(f"wrote {figure}")
-    return rows

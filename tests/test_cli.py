@@ -70,23 +70,23 @@ def test_the_missing_dataset_message_says_what_to_do_on_the_command_line(tmp_pat
 
 
 def test_an_unsupported_figure_is_refused_before_anything_is_measured(tmp_path, monkeypatch):
-    from cqlearn import experiments
-    monkeypatch.setattr(experiments, "load", lambda *a, **k: pytest.fail("measured before refusing"))
+    from cqlearn import evaluation
+    monkeypatch.setattr(evaluation, "load", lambda *a, **k: pytest.fail("measured before refusing"))
     with pytest.raises(ValueError, match="accuracy.exe"):
-        experiments.eval_run(CHECKPOINT, figure=tmp_path / "accuracy.exe", progress=False, log=lambda *a: None)
+        evaluation.eval_run(CHECKPOINT, figure=tmp_path / "accuracy.exe", progress=False, log=lambda *a: None)
 
 
 def test_the_cnn_column_is_measured_on_the_same_images_or_left_out(capsys):
-    from cqlearn import experiments
+    from cqlearn import evaluation
     options = dict(timesteps=(8,), encodings=("current",), layer_images=0, progress=False)
-    full = experiments.eval_run(CHECKPOINT, **options, log=lambda *a: None)
+    full = evaluation.eval_run(CHECKPOINT, **options, log=lambda *a: None)
     assert full[0]["cnn"] == cq.load(CHECKPOINT).meta["plain_accuracy"] and full[0]["images"] == 360
     logged = []
-    part = experiments.eval_run(CHECKPOINT, limit=64, **options, log=logged.append)
+    part = evaluation.eval_run(CHECKPOINT, limit=64, **options, log=logged.append)
     assert part[0]["cnn"] is None and "CNN - %" in logged[-1] and "64 images" in logged[-1]
     assert "CNN accuracy left out" in logged[0]
     plain = cq.shipped("digits_cnn_plain.pt")
-    measured = experiments.eval_run(CHECKPOINT, limit=64, baseline=plain, calibration=32, **options,
+    measured = evaluation.eval_run(CHECKPOINT, limit=64, baseline=plain, calibration=32, **options,
                                     log=lambda *a: None)
     expected = cq.evaluate(cq.load(plain), cq.data.load("digits", "test", limit=64))
     assert measured[0]["cnn"] == pytest.approx(expected) and measured[0]["network"] == "CQ"
@@ -130,8 +130,8 @@ def test_eval_neuron_gives_a_row_per_neuron_that_matches_the_library(tmp_path, c
 def test_eval_per_layer_counts_in_batches_equal_one_batch():
     """The per-layer statistics run in batches (a whole 1000-image recording overflowed max_memory on
     CIFAR-10); the fractions are the same as over one batch."""
-    from cqlearn import experiments
-    rows = experiments.eval_run(CHECKPOINT, timesteps=(8,), encodings=("spikes",), neurons=("signed",), limit=40,
+    from cqlearn import evaluation
+    rows = evaluation.eval_run(CHECKPOINT, timesteps=(8,), encodings=("spikes",), neurons=("signed",), limit=40,
                                 layer_images=40, batch_size=16, progress=False, log=lambda *a: None)
     model = cq.load(CHECKPOINT)
     images = cq.data.load("digits", "test", limit=40).images

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import cqlearn as cq
-from cqlearn import baseline, experiments
+from cqlearn import baseline, evaluation, experiments
 from cqlearn.cli import main
 from cqlearn.train import batches
 
@@ -202,7 +202,7 @@ def test_eval_rows_match_the_library(reference, root, tmp_path):
     checkpoint = tmp_path / "model.pt"
     checkpoint.write_bytes((out / "mnist_mnist_cnn_cq16.pt").read_bytes())
     results = tmp_path / "results.md"
-    rows = experiments.eval_run(checkpoint, timesteps=(16, 5), encodings=("current",), weight_bits=(8,),
+    rows = evaluation.eval_run(checkpoint, timesteps=(16, 5), encodings=("current",), weight_bits=(8,),
                                 root=root, results=results, record=True, progress=False, log=lambda *a: None)
     assert [(r["timesteps"], r["weights"], r["readout"]) for r in rows] == [
         (16, "float32", "float32"), (16, "8-bit", "8-bit"), (5, "float32", "float32"), (5, "8-bit", "8-bit")]
@@ -241,7 +241,7 @@ def test_cli_train_and_eval_append_csv_rows(root, tmp_path, capsys, monkeypatch)
     rows = list(csv.DictReader(results.open()))  # only the 6-bit row was added, and it is the same
     assert len(rows) == 5 and rows[4]["weights"] == "6-bit" and rows[4]["snn"] == rows[1]["snn"]
     with pytest.raises(ValueError, match="nothing to measure"):
-        experiments.eval_run(checkpoint, timesteps=(4,), float_weights=False, progress=False, log=lambda *a: None)
+        evaluation.eval_run(checkpoint, timesteps=(4,), float_weights=False, progress=False, log=lambda *a: None)
 
 
 def test_train_errors_say_what_to_do(root, tmp_path):
@@ -255,7 +255,7 @@ def test_train_errors_say_what_to_do(root, tmp_path):
 
 def test_eval_converts_the_plain_network_naively_as_the_baseline(reference, root):
     out, _ = reference
-    rows = experiments.eval_run(out / "mnist_mnist_cnn_cq16.pt", timesteps=(8,), encodings=("current",),
+    rows = evaluation.eval_run(out / "mnist_mnist_cnn_cq16.pt", timesteps=(8,), encodings=("current",),
                                 baseline=out / "plain.pt", calibration=20, layer_images=0, root=root,
                                 progress=False, log=lambda *a: None)
     assert [r["network"] for r in rows] == ["CQ", "ReLU baseline (p99.9)"]
@@ -271,7 +271,7 @@ def test_eval_baseline_max_and_percentile_and_the_figure(reference, root, tmp_pa
     """--percentile 100 99.9 gives a max-normalised and a percentile row per T; --figure draws them."""
     out, _ = reference
     figure = tmp_path / "figure" / "accuracy.png"
-    rows = experiments.eval_run(out / "mnist_mnist_cnn_cq16.pt", timesteps=(8, 16), encodings=("current",),
+    rows = evaluation.eval_run(out / "mnist_mnist_cnn_cq16.pt", timesteps=(8, 16), encodings=("current",),
                                 baseline=out / "plain.pt", percentiles=(100, 99.9), calibration=20,
                                 layer_images=0, root=root, progress=False, log=lambda *a: None, figure=figure)
     assert [(r["network"], r["timesteps"]) for r in rows] == [

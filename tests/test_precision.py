@@ -6,7 +6,7 @@ import torch
 
 import cqlearn as cq
 from cqlearn import analysis, experiments
-from cqlearn.experiments import pick_precision
+from cqlearn.train import pick_precision
 from cqlearn.quant import quantize
 
 pytestmark = pytest.mark.usefixtures("one_thread")

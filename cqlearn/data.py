@@ -11,20 +11,21 @@ in this order:
    `root/cifar-10-batches-py/` (torchvision's layout);
 3. with download=True, torchvision downloads them into root;
 4. CIFAR-10's test split only: the checkout's `data/cifar10-test-1000.npz` (installed with the package
-   as cqlearn/bundled/), the first 1,000 images of
-   the (shuffled) test set shipped for chapter 9, with a warning that it is a subset.
+   as cqlearn/bundled/), the first 1,000 images of the (shuffled) test set shipped for chapter 9,
+   with a warning that it is a subset.
+
+formats.py reads the files; this module finds them and makes datasets of them.
 """
-import gzip
 import numbers
 import os
-import pickle
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from .formats import CIFAR_FOLDER, IDX_FILES, IDX_FOLDERS, read_local, read_npz
 
 SPLITS = ("train", "test")
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
@@ -36,11 +37,6 @@ CLASSES = {
     "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
 }
 SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
-IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-IDX_FOLDERS = {"mnist": ("mnist", "MNIST/raw"), "fashion-mnist": ("fashion-mnist", "FashionMNIST/raw")}
-CIFAR_FOLDER = "cifar-10-batches-py"
-CIFAR_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
 
 class ImageDataset(Dataset):
@@ -140,76 +136,6 @@ def data_roots(root=None):
     return [here] if here.resolve() == CHECKOUT_DATA else [here, CHECKOUT_DATA]
 
 
-def read_npz(path, split):
-    """(images, labels) as uint8 arrays from an .npz with x_train, y_train, x_test, y_test."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return f[f"x_{split}"], f[f"y_{split}"]
-    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as error:  # missing, corrupt, cut
-        raise ValueError(f"{path} is not a usable dataset file ({error}); it must be an .npz with uint8 arrays "
-                         "x_train, y_train, x_test, y_test.") from error
-
-
-def read_idx(path):
-    """The array in an idx file (plain or gzipped): the format of the original MNIST files."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 8:
-        raise ValueError(f"{path} is not an idx file of unsigned bytes (magic number 0x0000080N).")
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path} is truncated: header says {shape}, found {data.size} bytes.")
-    return data.reshape(shape)
-
-
-def _find(folder, stem):
-    for name in (stem, stem + ".gz"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
-def _idx_folder(name, root):
-    """The folder under root that holds all four idx files of `name`, or None."""
-    for sub in IDX_FOLDERS[name]:
-        folder = root / sub
-        if all(_find(folder, stem) for pair in IDX_FILES.values() for stem in pair):
-            return folder
-    return None
-
-
-def read_idx_split(folder, split):
-    images, labels = (read_idx(_find(Path(folder), stem)) for stem in IDX_FILES[split])
-    return images, labels
-
-
-class _ArraysOnly(pickle.Unpickler):
-    """Unpickles CIFAR-10's python batches (dicts of numpy arrays and lists) and nothing else."""
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
-
-    def find_class(self, module, name):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing {module}.{name}: a CIFAR-10 batch holds only arrays")
-        return super().find_class(module, name)
-
-
-def read_cifar_split(folder, split):
-    """(images (N, 32, 32, 3), labels) from CIFAR-10's python batches, torchvision's layout."""
-    images, labels = [], []
-    for name in CIFAR_FILES[split]:
-        with open(Path(folder) / name, "rb") as f:
-            batch = _ArraysOnly(f, encoding="latin1").load()
-        batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
-        images.append(np.asarray(batch["data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-        labels.extend(batch["labels"])
-    return np.concatenate(images), np.asarray(labels)
-
-
 def _download(name, root):
     import torchvision
 
@@ -238,25 +164,13 @@ def where_to_put(name, root):
             "or `cqlearn train/eval ... --download`.")
 
 
-def _read_local(name, split, root):
-    """(images, labels) from the files under root, or None when root holds none."""
-    npz = root / f"{name}.npz"
-    if npz.is_file():
-        return read_npz(npz, split)
-    if name == "cifar10" and all((root / CIFAR_FOLDER / f).is_file() for s in SPLITS for f in CIFAR_FILES[s]):
-        return read_cifar_split(root / CIFAR_FOLDER, split)
-    if name != "cifar10" and (folder := _idx_folder(name, root)) is not None:
-        return read_idx_split(folder, split)
-    return None
-
-
 def _read_arrays(name, split, roots, download):
     for root in roots:
-        if (arrays := _read_local(name, split, root)) is not None:
+        if (arrays := read_local(name, split, root)) is not None:
             return arrays
     if download:
         _download(name, roots[0])
-        if (arrays := _read_local(name, split, roots[0])) is not None:
+        if (arrays := read_local(name, split, roots[0])) is not None:
             return arrays
     elif name == "cifar10" and split == "test" and CIFAR_SUBSET.is_file():
         warnings.warn(f"the full CIFAR-10 test set is not under {roots[0].resolve()}: using the shipped subset "

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import cqlearn as cq
-from cqlearn import data
+from cqlearn import data, formats
 
 
 def fake(n, shape, seed=0):
@@ -34,7 +34,7 @@ def write_idx_folder(folder, gz, n_train=6, n_test=4):
     folder.mkdir(parents=True)
     arrays = {"train": fake(n_train, (28, 28), 3), "test": fake(n_test, (28, 28), 4)}
     for split, (images, labels) in zip(("train", "test"), arrays.values()):
-        for stem, array in zip(data.IDX_FILES[split], (images, labels)):
+        for stem, array in zip(formats.IDX_FILES[split], (images, labels)):
             write_idx(folder / (stem + (".gz" if gz else "")), array)
     return arrays
 
@@ -43,7 +43,7 @@ def write_cifar_folder(root):
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     arrays = {}
-    for i, name in enumerate(data.CIFAR_FILES["train"] + data.CIFAR_FILES["test"]):
+    for i, name in enumerate(formats.CIFAR_FILES["train"] + formats.CIFAR_FILES["test"]):
         images, labels = fake(3, (3, 32, 32), 10 + i)  # CIFAR stores rows of 3072 bytes, channels first
         with open(folder / name, "wb") as f:
             pickle.dump({"data": images.reshape(3, -1), "labels": labels.tolist(), "batch_label": "x"}, f)

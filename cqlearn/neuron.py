@@ -65,7 +65,8 @@ def if_step(v, current, threshold=1.0, *, reset="subtract", signed=False, count=
     """One step of a population of IF neurons, in place on v (chapter 3). Returns the spikes: bool, int8
     (-1, 0, +1) when signed, or written into `out` (any dtype, e.g. the next synapse's float input).
 
-    reset: "subtract" (the paper's: v -= threshold) or "zero" (v = 0, chapter 3's comparison).
+    reset: "subtract" (the paper's: v -= threshold) or "zero" (v = 0, chapter 3's comparison: under a
+    constant current a in (0, threshold] it fires every ceil(threshold / a) steps, not floor(a * T) times).
     signed: the signed neuron (chapter 11): also a -1 spike when v < 0 and the neuron's net count so
     far, `count`, is > 0; v -= spike * threshold either way. At most one spike per step.
     count: the net spike counts so far (needed when signed); the step's spikes are added to it in place.

@@ -49,7 +49,7 @@ def test_reset_to_zero_matches_its_closed_form():
 
 def test_reset_to_zero_step_in_place_and_never_above_subtraction():
     v = torch.tensor([0.0, 0.5, 0.9])
-    s = neuron.if_step_reset_to_zero(v, torch.tensor([0.3, 0.6, 0.1]), 1.0)
+    s = cq.neuron.if_step(v, torch.tensor([0.3, 0.6, 0.1]), 1.0, reset="zero")
     assert s.tolist() == [False, True, True] and v.tolist() == pytest.approx([0.3, 0.0, 0.0])
     a = torch.linspace(0, 1, 101, dtype=torch.float64)
     zero = neuron.simulate(a, 32, reset="zero")[0].sum(0)
@@ -133,19 +133,19 @@ def test_single_threaded_restores_the_thread_count():
 
 def test_with_ceiling_is_the_librarys_clamp(plain, few):
     x = few.images[:16]
-    assert clamp.with_ceiling is cq.quant.with_ceiling and clamp.activations is analysis.activations
-    assert torch.equal(clamp.with_ceiling(plain, math.inf)(x), plain(x))
-    assert torch.allclose(clamp.with_ceiling(plain, 1.0)(x), cq.to_clamp(plain)(x))
-    assert not any(isinstance(m, nn.ReLU) for m in clamp.with_ceiling(plain, 2.0).modules())
+    assert not hasattr(clamp, "with_ceiling")  # the book calls the library, cq.quant.with_ceiling
+    assert torch.equal(cq.quant.with_ceiling(plain, math.inf)(x), plain(x))
+    assert torch.allclose(cq.quant.with_ceiling(plain, 1.0)(x), cq.to_clamp(plain)(x))
+    assert not any(isinstance(m, nn.ReLU) for m in cq.quant.with_ceiling(plain, 2.0).modules())
     assert torch.equal(cq.quant.Clamp(0.5)(torch.tensor([-1.0, 0.2, 0.9])), torch.tensor([0.0, 0.2, 0.5]))
 
 
 def test_activations_inputs_and_outputs(cq16, few):
-    inputs = clamp.activations(cq16, few)
-    outputs = clamp.activations(cq16, few.images, where="output")
+    inputs = analysis.activations(cq16, few)
+    outputs = analysis.activations(cq16, few.images, where="output")
     assert len(inputs) == len(outputs) == _spiking_layers(cq16) and inputs[0].shape[:1] == (48,)
     with pytest.raises(ValueError, match="where"):
-        clamp.activations(cq16, few.images, where="inside")
+        analysis.activations(cq16, few.images, where="inside")
     assert torch.equal(outputs[0], cq.quant.quantize(inputs[0], 16))
     assert all(torch.equal(o, a) for o, a in zip(outputs, analysis.cq_activations(cq16, few.images)))
 

@@ -9,9 +9,8 @@ import math
 import numpy as np
 import torch
 
-from ..analysis import activations, ceiling_sweep  # noqa: F401  (chapter 1 uses them as cqw.*)
+from ..analysis import activations, ceiling_sweep
 from ..neuron import constant_current_counts
-from ..quant import with_ceiling  # noqa: F401  (chapter 1's exercise uses it as cqw.with_ceiling)
 from ..train import evaluate
 from . import static_mode
 from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace

@@ -14,14 +14,6 @@ from ..quant import TOLERANCE
 from . import static_mode
 from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
 
-def if_step_reset_to_zero(v, current, threshold):
-    """One step of IF neurons that reset to zero instead of subtracting the threshold (chapter 3):
-    `cqlearn.neuron.if_step` with reset="zero". A neuron that fires forgets the potential above the
-    threshold: with a constant current a in (0, threshold] it fires every ceil(threshold / a) steps,
-    so floor(T / ceil(threshold / a)) times in T steps, not floor(a * T)."""
-    return if_step(v, current, threshold, reset="zero")
-
-
 def check_reset(reset):
     if reset not in RESETS:
         raise ValueError(f"reset must be 'subtract' (reset by subtraction, as in the paper) or 'zero' "

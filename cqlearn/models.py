@@ -73,12 +73,16 @@ VGG_STAR = [128, 128, "P", 256, 256, "P", 512, 512, "P", (1024, 0), "P"]
 VGG19 = [64, 64, "P", 128, 128, "P", 256, 256, 256, 256, "P", 512, 512, 512, 512, "P", 512, 512, 512, 512, "P"]
 
 
+def _vgg(name, spec, activation, levels, mode, width, in_shape, num_classes, dropout):
+    model = build(_scaled(spec, width), tuple(in_shape), num_classes, activation, levels, mode, dropout)
+    return _named(name, model, activation=activation, levels=levels, mode=mode, width=width,
+                  in_shape=list(in_shape), num_classes=num_classes, dropout=dropout)
+
+
 def vgg_star(activation="relu", levels=16, mode="floor", width=1.0, in_shape=(3, 32, 32),
              num_classes=10, dropout=0.2):
     """The paper's VGG-* (7 convolutions); width < 1 shrinks every layer (chapter 9)."""
-    model = build(_scaled(VGG_STAR, width), tuple(in_shape), num_classes, activation, levels, mode, dropout)
-    return _named("vgg_star", model, activation=activation, levels=levels, mode=mode, width=width,
-                  in_shape=list(in_shape), num_classes=num_classes, dropout=dropout)
+    return _vgg("vgg_star", VGG_STAR, activation, levels, mode, width, in_shape, num_classes, dropout)
 
 
 def vgg_small(activation="relu", levels=16, mode="floor", in_shape=(3, 32, 32), num_classes=10, dropout=0.2):
@@ -91,9 +95,7 @@ def vgg_small(activation="relu", levels=16, mode="floor", in_shape=(3, 32, 32), 
 def vgg19(activation="relu", levels=16, mode="floor", width=1.0, in_shape=(3, 32, 32),
           num_classes=10, dropout=0.2):
     """VGG-19 (16 convolutions) with average pooling and a CQ after every pool."""
-    model = build(_scaled(VGG19, width), tuple(in_shape), num_classes, activation, levels, mode, dropout)
-    return _named("vgg19", model, activation=activation, levels=levels, mode=mode, width=width,
-                  in_shape=list(in_shape), num_classes=num_classes, dropout=dropout)
+    return _vgg("vgg19", VGG19, activation, levels, mode, width, in_shape, num_classes, dropout)
 
 
 def mnist_cnn(activation="relu", levels=16, mode="floor", width=16, in_shape=(1, 28, 28), num_classes=10,

@@ -56,6 +56,13 @@ def check_neuron(neuron):
     return neuron
 
 
+def check_reset(reset):
+    if reset not in RESETS:
+        raise ValueError(f"reset must be 'subtract' (reset by subtraction, as in the paper) or 'zero' "
+                         f"(reset to zero), got {reset!r}.")
+    return reset
+
+
 def initial_potential(threshold, mode):
     """0 for "floor" (CQ); threshold/2 for "round", which makes the count round instead of floor."""
     return threshold / 2 if mode == "round" else 0.0
@@ -74,8 +81,7 @@ def if_step(v, current, threshold=1.0, *, reset="subtract", signed=False, count=
     its potential keeps the charge; -1 spikes are not limited. Needs count.
     The TOLERANCE band keeps float rounding from firing: +1 from v >= threshold * (1 - TOLERANCE),
     -1 below -threshold * TOLERANCE, so a neuron that just fired never takes the spike back at once."""
-    if reset not in RESETS:
-        raise ValueError(f"reset must be 'subtract' (as in the paper) or 'zero', got {reset!r}.")
+    check_reset(reset)
     v += current
     spikes = torch.ge(v, threshold * (1 - TOLERANCE), out=out)
     if limit is not None:

@@ -6,12 +6,10 @@ from torch import nn
 
 import cqlearn as cq
 from cqlearn import memory
-from test_snn import random_cq_net
+from test_snn import every_setting, random_cq_net
 
 
-@pytest.mark.parametrize("neuron", ["if", "signed"])
-@pytest.mark.parametrize("mode", ["floor", "round"])
-@pytest.mark.parametrize("encoding", ["current", "spikes", "poisson"])
+@every_setting
 def test_run_equals_run_stepwise_with_flush_steps(encoding, mode, neuron):
     model = random_cq_net(mode=mode)
     x = torch.rand(16, 2, 8, 8, dtype=torch.float64)  # 16 images: late input in every setting

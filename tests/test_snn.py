@@ -8,6 +8,14 @@ from cqlearn import memory
 from cqlearn.analysis import layer_agreement
 
 
+def every_setting(test):
+    """Run `test(encoding, mode, neuron)` for every encoding, CQ mode and neuron."""
+    for name, values in (("encoding", ["current", "spikes", "poisson"]), ("mode", ["floor", "round"]),
+                         ("neuron", ["if", "signed"])):
+        test = pytest.mark.parametrize(name, values)(test)
+    return test
+
+
 def random_cq_net(levels=4, mode="floor"):
     torch.manual_seed(3)
     model = nn.Sequential(
@@ -24,9 +32,7 @@ def random_cq_net(levels=4, mode="floor"):
     return model.eval()
 
 
-@pytest.mark.parametrize("neuron", ["if", "signed"])
-@pytest.mark.parametrize("mode", ["floor", "round"])
-@pytest.mark.parametrize("encoding", ["current", "spikes", "poisson"])
+@every_setting
 def test_run_equals_run_stepwise_spike_for_spike(encoding, mode, neuron):
     model = random_cq_net(mode=mode)
     x = torch.rand(5, 2, 8, 8, dtype=torch.float64)
@@ -224,9 +230,7 @@ def test_digits_snn_agrees_with_its_cq_cnn():
     assert (snn(x).argmax(1) == model(x).argmax(1)).float().mean() >= 0.97
 
 
-@pytest.mark.parametrize("neuron", ["if", "signed"])
-@pytest.mark.parametrize("mode", ["floor", "round"])
-@pytest.mark.parametrize("encoding", ["current", "spikes", "poisson"])
+@every_setting
 def test_every_T_from_one_run_equals_a_run_converted_at_that_T(encoding, mode, neuron):
     model = random_cq_net(mode=mode)
     x = torch.rand(6, 2, 8, 8, dtype=torch.float64)

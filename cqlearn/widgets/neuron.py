@@ -9,16 +9,10 @@ import math
 import numpy as np
 import torch
 
-from ..neuron import RESETS, if_step
+from ..neuron import RESETS, check_reset, if_step
 from ..quant import TOLERANCE
 from . import static_mode
 from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
-
-def check_reset(reset):
-    if reset not in RESETS:
-        raise ValueError(f"reset must be 'subtract' (reset by subtraction, as in the paper) or 'zero' "
-                         f"(reset to zero), got {reset!r}.")
-    return reset
 
 
 def simulate(current, timesteps, threshold=1.0, reset="subtract", v_init=0.0):

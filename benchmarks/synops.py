@@ -20,16 +20,18 @@ def main():
     parser.add_argument("--timesteps", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--neuron", nargs="+", default=["if", "signed"])
     parser.add_argument("--encoding", nargs="+", default=["current", "spikes"])
+    parser.add_argument("--flush", type=int, default=0, help="flush steps after the input (chapter 11)")
     parser.add_argument("--batch-size", type=int, default=100)
     args = parser.parse_args()
     model = cq.load(args.checkpoint)
     images = cq.data.load(model.meta["dataset"], "test", root=args.root, limit=args.limit).images
+    print(f"{args.checkpoint} ({model.meta.get('mode')} mode), flush {args.flush}, first {len(images)} test images")
     print("| neuron | encoding | T | SynOps per image | first-layer MACs | CNN MACs | spikes per image | "
           "energy CNN / SNN |\n|---|---|---|---|---|---|---|---|")
     for neuron in args.neuron:
         for encoding in args.encoding:
             for T in args.timesteps:
-                snn = cq.convert(model, T, encoding, neuron)
+                snn = cq.convert(model, T, encoding, neuron, flush=args.flush)
                 totals = {}
                 for x in torch.split(images, args.batch_size):
                     for i, row in enumerate(cq.energy.count(snn, x)):

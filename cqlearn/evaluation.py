@@ -83,9 +83,9 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
     layer_x = test_set.images[:layer_images] if layer_images and distributed.is_main() else None
     cq_predictions = predict(model, shard, batch_size, device)
     cq_accuracy = distributed.fraction(cq_predictions == shard.labels)
-    levels = cq_config(model).levels
+    levels, mode = cq_config(model)
     base = {"date": datetime.date.today().isoformat(), "dataset": dataset, "network": "CQ",
-            "model": (getattr(model, "arch", None) or {}).get("name", "?"), "levels": levels,
+            "model": (getattr(model, "arch", None) or {}).get("name", "?"), "levels": levels, "mode": mode,
             "images": len(test_set), "cnn": None, "cq_cnn": cq_accuracy,
             "machine": machine(), "command": command_line(command), "checkpoint": str(checkpoint)}
     if baseline:
@@ -128,7 +128,7 @@ def eval_run(checkpoint, timesteps=(16, 32, 64), encodings=("spikes",), weight_b
             for percentile in percentiles if baseline and neuron == neurons[0] else ():  # IF, once per encoding
                 start = time.perf_counter()
                 net = naive.normalise(plain, images, T, encoding, percentile).to(device)
-                row = {**base, "network": baseline_name(percentile), "levels": "-", "cq_cnn": None,
+                row = {**base, "network": baseline_name(percentile), "levels": "-", "mode": "-", "cq_cnn": None,
                        "cnn": plain_accuracy, "checkpoint": str(baseline), "neuron": "if", "encoding": encoding, "timesteps": T,
                        "weights": "float32", "readout": "float32",
                        **snn_row(plain, net, shard, plain_predictions, batch_size, None, progress,

@@ -38,8 +38,8 @@ def command_line(argv):
     return None if argv is None else "cqlearn " + " ".join(shlex.quote(a) for a in argv)
 
 
-COLUMNS = ["date", "dataset", "model", "network", "levels", "neuron", "encoding", "timesteps", "weights", "readout", "images",
-           "cnn", "cq_cnn", "snn", "snn_minus_converted", "agreement", "layer_exact", "machine", "command", "checkpoint"]
+COLUMNS = ["date", "dataset", "model", "network", "levels", "mode", "neuron", "encoding", "timesteps", "flush", "weights",
+           "readout", "images", "cnn", "cq_cnn", "snn", "snn_minus_converted", "agreement", "layer_exact", "machine", "command", "checkpoint"]
 
 
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
@@ -91,28 +91,38 @@ def format_row(row):
 
 
 def append_results(rows, path):
-    """Append rows to a .csv (with a header when new) or a markdown table (header when new). The file is
-    rewritten whole and atomically under a lock, so evaluations run side by side lose no row."""
+    """Append rows to a .csv (with a header when new) or a markdown table (header when new). A file that
+    exists keeps its own columns (one written by an older cqlearn too). The file is rewritten whole and
+    atomically under a lock, so evaluations run side by side lose no row."""
     path = Path(path)
     with locked(path):
         text = path.open(newline="").read() if path.exists() else ""  # csv rows end in \r\n: keep them
+        columns = header(text, path.suffix) or COLUMNS
         with atomic_write(path, "w", newline="") as f:
             f.write(text)
             if path.suffix == ".csv":
-                writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+                writer = csv.DictWriter(f, columns, extrasaction="ignore", restval="-")
                 if not text:
                     writer.writeheader()
                 writer.writerows(rows)
             else:
                 if not text:
-                    f.write("| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n")
-                f.writelines(markdown_row(row) for row in rows)
+                    f.write("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n")
+                f.writelines(markdown_row(row, columns) for row in rows)
 
 
-def markdown_row(row):
+def header(text, suffix):
+    """The column names in the first line of a results file's text ([] when empty)."""
+    first = text.splitlines()[0] if text else ""
+    if suffix == ".csv":
+        return next(csv.reader([first]), [])
+    return [cell.strip() for cell in first.strip().strip("|").split("|")] if first else []
+
+
+def markdown_row(row, columns=COLUMNS):
     percent = {"cnn", "cq_cnn", "snn", "agreement"}
     cells = [_pct(row.get(c)) if c in percent else _pct(row[c], True) if c == "snn_minus_converted"
-             else str(row.get(c, "-")) for c in COLUMNS]
+             else str(row.get(c, "-")) for c in columns]
     return "| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |\n"
 
 

@@ -103,3 +103,25 @@ def test_four_evals_recording_side_by_side_keep_every_row(tmp_path):
     assert sorted(int(r["timesteps"]) for r in rows) == measured
     assert leftovers(tmp_path) == [] and sorted(p.name for p in tmp_path.iterdir()) == [
         "cq.pt", "cq.pt.lock", "results.csv", "results.csv.lock"]
+
+
+def test_results_files_name_mode_and_flush_and_keep_an_older_files_columns(tmp_path):
+    from cqlearn.results import COLUMNS, append_results, header
+    row = {c: f"v-{c}" for c in COLUMNS if c not in {"cnn", "cq_cnn", "snn", "agreement", "snn_minus_converted"}}
+    row.update(cnn=None, cq_cnn=0.5, snn=0.25, agreement=1.0, snn_minus_converted=-0.25, mode="round", flush=4)
+    for suffix in (".md", ".csv"):
+        new, old = tmp_path / f"new{suffix}", tmp_path / f"old{suffix}"
+        append_results([row], new)
+        text = new.read_text()
+        assert header(text, suffix) == COLUMNS and "mode" in COLUMNS and "flush" in COLUMNS
+        assert "round" in text and "v-neuron" in text
+        old_columns = [c for c in COLUMNS if c not in ("mode", "flush")]  # a file from before both columns
+        old.write_text(("| " + " | ".join(old_columns) + " |\n|" + "---|" * len(old_columns) + "\n")
+                       if suffix == ".md" else ",".join(old_columns) + "\r\n")
+        append_results([row, row], old)
+        lines = old.read_text().splitlines()
+        assert header(old.read_text(), suffix) == old_columns and len(lines) == (4 if suffix == ".md" else 3)
+        cells = lines[-1].strip("|").split("|") if suffix == ".md" else next(csv.reader([lines[-1]]))
+        assert len(cells) == len(old_columns) and "round" not in lines[-1]
+    rows = list(csv.DictReader((tmp_path / "new.csv").open()))
+    assert rows[0]["mode"] == "round" and rows[0]["flush"] == "4" and rows[0]["cnn"] == ""

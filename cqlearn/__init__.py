@@ -21,6 +21,6 @@ sys.modules[__name__ + ".convert"] = conversion
 
 __version__ = "0.1.0"
 QUICK = os.environ.get("CQ_QUICK") == "1"  # small data and few epochs; the book's checks still hold
-__all__ = ["CQ", "Clamp", "cq_config", "Recording", "SpikingLayer", "SpikingNetwork", "analysis", "convert", "data",
-           "energy", "evaluate", "exercises", "fold_batchnorm", "load", "models", "plots", "predict", "save",
-           "seed_everything", "shipped", "staged", "to_clamp", "to_cq", "train"]
+__all__ = ["CQ", "Clamp", "Recording", "SpikingLayer", "SpikingNetwork", "analysis", "conversion", "convert",
+           "cq_config", "data", "energy", "evaluate", "exercises", "fold_batchnorm", "load", "models", "plots",
+           "predict", "save", "seed_everything", "shipped", "staged", "to_clamp", "to_cq", "train"]

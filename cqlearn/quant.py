@@ -221,6 +221,5 @@ def ste_gradient(x, levels=4, mode="floor"):
     return x.grad
 
 
-__all__ = ["CQ", "CQConfig", "Clamp", "cq_config", "quantize", "to_cq", "to_clamp", "quantize_tensor", "check_levels",
-           "check_mode", "MODES", "TOLERANCE", "with_ceiling",
-           "error_bounds", "quantization_error", "ste_gradient"]
+__all__ = ["CQ", "CQConfig", "Clamp", "cq_config", "quantize", "to_cq", "to_clamp", "with_ceiling", "quantize_tensor",
+           "check_levels", "check_mode", "MODES", "TOLERANCE", "error_bounds", "quantization_error", "ste_gradient"]

@@ -33,9 +33,11 @@ class SpikingLayer(nn.Module):
 
     def __init__(self, synapse, threshold=1.0, mode="floor", neuron="if"):
         super().__init__()
-        if not isinstance(synapse, nn.Sequential) or not len(synapse):
-            raise ValueError(f"a spiking layer needs a synapse before its neurons, an nn.Sequential holding a Conv2d, "
-                             f"Linear or AvgPool2d, got {synapse!r}; every CQ needs one of these before it.")
+        if not isinstance(synapse, nn.Sequential):
+            raise TypeError(f"a spiking layer's synapse is an nn.Sequential, got {type(synapse).__name__}.")
+        if not len(synapse):
+            raise ValueError("a spiking layer needs a synapse before its neurons, a Conv2d, Linear or AvgPool2d; "
+                             "every CQ needs one of these before it.")
         names = ", ".join(m.__class__.__name__ for m in synapse)
         if not all(isinstance(m, SYNAPSES) for m in synapse):
             raise ValueError(f"a synapse holds only Conv2d, Linear, AvgPool2d and Flatten, got [{names}]; fold "

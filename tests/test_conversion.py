@@ -117,6 +117,8 @@ def test_a_spiking_layer_holds_at_most_one_weighted_op():
     assert layer.weighted is layer.synapse[1] and cq.SpikingLayer(nn.Sequential(nn.AvgPool2d(2))).weighted is None
     with pytest.raises(ValueError, match="needs a synapse"):
         cq.SpikingLayer(nn.Sequential())
+    with pytest.raises(TypeError, match="nn.Sequential"):
+        cq.SpikingLayer(nn.Linear(3, 3))
     with pytest.raises(ValueError, match=r"only Conv2d, Linear, AvgPool2d and Flatten, got \[Linear, BatchNorm1d\]"):
         cq.SpikingLayer(nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3)))
     with pytest.raises(ValueError, match="needs a synapse"):  # convert leaves the check to SpikingLayer

@@ -14,6 +14,8 @@ The signed neuron also sends a -1 spike when v < 0 and its net count so far is >
 threshold back: it can take back a spike that later, negative input shows was one too many.
 """
 
+from typing import NamedTuple
+
 import torch
 
 from .quant import TOLERANCE, is_whole
@@ -103,6 +105,40 @@ def if_step(v, current, threshold=1.0, *, reset="subtract", signed=False, count=
     if count is not None:
         count += spikes
     return spikes
+
+
+class Trace(NamedTuple):
+    """One neuron (or a tensor of them) stepped through time by `simulate`; each field is (T, ...)."""
+    spikes: torch.Tensor  # bool, or int8 (-1, 0, +1) for the signed neuron
+    before: torch.Tensor  # potential after the step's input, before the reset
+    after: torch.Tensor  # potential after the reset
+    counts: torch.Tensor  # net spike count so far, N(t)
+
+
+def simulate(current, timesteps=None, threshold=1.0, *, reset="subtract", signed=False, v_init=0.0):
+    """Step neurons with `if_step` and keep everything (chapters 3 and 11): `current` is a (T, ...)
+    sequence of input currents, or, with `timesteps`, a constant current (a number or a tensor) held
+    for that many steps. Float64 throughout. Returns a Trace: spikes, potentials before and after each
+    reset, and the net count after each step."""
+    current = torch.as_tensor(current, dtype=torch.float64)
+    currents = current.expand(check_timesteps(timesteps), *current.shape) if timesteps is not None else current
+    v = torch.full_like(currents[0], float(v_init))
+    count = torch.zeros_like(v)
+    steps = []
+    for current in currents:
+        before = v + current
+        spikes = if_step(v, current, threshold, reset=reset, signed=signed, count=count)
+        steps.append((spikes, before, v.clone(), count.clone()))
+    return Trace(*(torch.stack(field) for field in zip(*steps)))
+
+
+def cnn_counts(currents, threshold=1.0):
+    """The count the CNN gives a neuron after each step t of a (T, ...) input sequence: the count of
+    the mean input so far held for t steps, clamp(floor(S(t) / threshold), 0, t) with S(t) the input
+    summed to step t (chapter 11). A neuron that counts exactly ends on its last value."""
+    currents = torch.as_tensor(currents, dtype=torch.float64)
+    t = torch.arange(1, len(currents) + 1, dtype=torch.float64).reshape(-1, *[1] * (currents.dim() - 1))
+    return constant_current_counts(currents.cumsum(0) / t, t, threshold)
 
 
 def constant_current_counts(current, t, threshold=1.0, v_init=0.0, potential=False):

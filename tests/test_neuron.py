@@ -1,9 +1,11 @@
 """The integrate-and-fire neuron against its closed forms (chapter 3)."""
 import math
+from fractions import Fraction
 
 import pytest
 import torch
 
+import cqlearn as cq
 from cqlearn.neuron import constant_current_counts, constant_current_window, encode, if_step
 
 K = torch.arange(256)
@@ -133,3 +135,46 @@ def test_reset_to_zero_and_bad_options():
     out = torch.empty(2)  # spikes written into a float tensor, as the fast simulation does
     assert if_step(torch.zeros(2), torch.tensor([1.0, -1.0]), 1.0, signed=True, count=torch.ones(2), out=out) is out
     assert out.tolist() == [1.0, -1.0]
+
+
+# cq.neuron.simulate: one neuron (or a tensor of them) kept step by step (chapters 3 and 11) ----------
+
+def test_subtraction_count_is_floor_aT_for_every_k_over_255():
+    currents = torch.arange(256, dtype=torch.float64) / 255
+    for T in (1, 7, 16, 100, 255):
+        spikes, _, after, _ = cq.neuron.simulate(currents, T)
+        expected = torch.tensor([math.floor(Fraction(k, 255) * T) for k in range(256)])
+        assert torch.equal(spikes.sum(0), expected), T
+        residual = currents * T - expected  # what is left on the membrane: aT - N in [0, 1)
+        assert torch.allclose(after[-1], residual, atol=1e-9)
+
+
+def test_reset_to_zero_matches_its_closed_form():
+    """floor(T / ceil(threshold / a)) spikes: the neuron restarts from 0 after every spike."""
+    for k in range(1, 101):
+        for T in (5, 16, 33):
+            spikes, _, after, _ = cq.neuron.simulate(k / 100, T, reset="zero")
+            assert int(spikes.sum()) == T // math.ceil(Fraction(100, k)), (k, T)
+            assert all(after[spikes] == 0)
+
+
+def test_reset_to_zero_step_in_place_and_never_above_subtraction():
+    v = torch.tensor([0.0, 0.5, 0.9])
+    s = cq.neuron.if_step(v, torch.tensor([0.3, 0.6, 0.1]), 1.0, reset="zero")
+    assert s.tolist() == [False, True, True] and v.tolist() == pytest.approx([0.3, 0.0, 0.0])
+    a = torch.linspace(0, 1, 101, dtype=torch.float64)
+    zero = cq.neuron.simulate(a, 32, reset="zero").spikes.sum(0)
+    subtract = cq.neuron.simulate(a, 32).spikes.sum(0)
+    assert (zero <= subtract).all() and (zero < subtract).any()
+
+
+def test_simulate_holds_a_constant_current_or_steps_through_a_sequence():
+    a = torch.tensor([0.3, 0.7, 1.2])
+    held, stepped = cq.neuron.simulate(a, 10), cq.neuron.simulate(a.expand(10, 3))
+    assert all(torch.equal(x, y) for x, y in zip(held, stepped))
+    assert torch.equal(held.counts, held.spikes.double().cumsum(0)) and held.counts[-1].tolist() == [3, 7, 10]
+    assert torch.allclose(held.before - held.after, held.spikes.double())  # reset by subtraction of θ = 1
+    with pytest.raises(ValueError, match="timesteps"):
+        cq.neuron.simulate(0.5, 0)
+    with pytest.raises(ValueError, match="reset"):
+        cq.neuron.simulate(0.5, 4, reset="none")

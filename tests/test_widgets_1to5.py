@@ -28,35 +28,6 @@ def _spiking_layers(model):
 
 # Chapter 3: the integrate-and-fire explorer -------------------------------------------------------
 
-def test_subtraction_count_is_floor_aT_for_every_k_over_255():
-    currents = torch.arange(256, dtype=torch.float64) / 255
-    for T in (1, 7, 16, 100, 255):
-        spikes, _, after = neuron.simulate(currents, T)
-        expected = torch.tensor([math.floor(Fraction(k, 255) * T) for k in range(256)])
-        assert torch.equal(spikes.sum(0), expected), T
-        residual = currents * T - expected  # what is left on the membrane: aT - N in [0, 1)
-        assert torch.allclose(after[-1], residual, atol=1e-9)
-
-
-def test_reset_to_zero_matches_its_closed_form():
-    """floor(T / ceil(threshold / a)) spikes: the neuron restarts from 0 after every spike."""
-    for k in range(1, 101):
-        for T in (5, 16, 33):
-            spikes, _, after = neuron.simulate(k / 100, T, reset="zero")
-            assert int(spikes.sum()) == T // math.ceil(Fraction(100, k)), (k, T)
-            assert all(after[spikes] == 0)
-
-
-def test_reset_to_zero_step_in_place_and_never_above_subtraction():
-    v = torch.tensor([0.0, 0.5, 0.9])
-    s = cq.neuron.if_step(v, torch.tensor([0.3, 0.6, 0.1]), 1.0, reset="zero")
-    assert s.tolist() == [False, True, True] and v.tolist() == pytest.approx([0.3, 0.0, 0.0])
-    a = torch.linspace(0, 1, 101, dtype=torch.float64)
-    zero = neuron.simulate(a, 32, reset="zero")[0].sum(0)
-    subtract = neuron.simulate(a, 32)[0].sum(0)
-    assert (zero <= subtract).all() and (zero < subtract).any()
-
-
 def test_neuron_figure_data_count_title_and_trace():
     d = neuron.neuron_figure_data(0.3, 16, 1.0, "subtract")
     assert d["count"] == d["expected"] == 4

@@ -9,26 +9,10 @@ import math
 import numpy as np
 import torch
 
-from ..neuron import RESETS, check_reset, if_step
+from ..neuron import RESETS, simulate
 from ..quant import TOLERANCE
 from . import static_mode
 from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
-
-
-def simulate(current, timesteps, threshold=1.0, reset="subtract", v_init=0.0):
-    """Step IF neurons under a constant `current` (a number or a tensor) for `timesteps` steps.
-
-    Returns (spikes, before, after), each (T, *current.shape): the spikes (bool), the potential
-    after integrating the step's input and the potential after the reset. Float64 throughout."""
-    check_reset(reset)
-    current = torch.as_tensor(current, dtype=torch.float64)
-    v = torch.full_like(current, float(v_init))
-    spikes, before, after = [], [], []
-    for _ in range(timesteps):
-        before.append(v + current)
-        spikes.append(if_step(v, current, threshold, reset=reset))
-        after.append(v.clone())
-    return torch.stack(spikes), torch.stack(before), torch.stack(after)
 
 
 def floor_law(current, timesteps, threshold=1.0):
@@ -58,7 +42,7 @@ def neuron_figure_data(current, timesteps, threshold=1.0, reset="subtract"):
       title        e.g. "a = 0.30, T = 16: 4 spikes, ⌊aT⌋ = 4"
     """
     timesteps = int(timesteps)
-    spikes, before, after = (x.numpy() for x in simulate(float(current), timesteps, threshold, reset))
+    spikes, before, after, _ = (x.numpy() for x in simulate(float(current), timesteps, threshold, reset=reset))
     t = np.arange(1, timesteps + 1)
     trace_t = np.concatenate([[0], np.repeat(t, 2)])
     trace_v = np.concatenate([[0.0], np.column_stack([before, after]).ravel()])
@@ -85,7 +69,7 @@ def count_vs_current(timesteps=16, threshold=1.0, ax=None):
     law = torch.floor(a * timesteps / threshold + TOLERANCE)
     ax.plot(a, law, color="0.6", lw=4, alpha=0.6, label="⌊aT/θ⌋" if threshold != 1 else "⌊aT⌋")
     for reset, style in zip(RESETS, ("-", "--")):
-        counts = simulate(a, timesteps, threshold, reset)[0].sum(0)
+        counts = simulate(a, timesteps, threshold, reset=reset).spikes.sum(0)
         ax.plot(a, counts, style, lw=1.5, label=f"IF, reset {'by subtraction' if reset == 'subtract' else 'to zero'}")
     ax.set(title=f"Spikes in T = {timesteps} steps against input current (θ = {threshold:g})",
            xlabel="input current a (per step, same units as θ)", ylabel="spike count N")

@@ -130,6 +130,15 @@ def count_dtype(timesteps):
     return torch.int8 if timesteps <= 127 else torch.int16 if timesteps <= 32767 else torch.int32
 
 
+def running_sum(steps, dtype):
+    """steps (T, ...) summed over the first t steps, for every t: a new (T, ...) tensor in `dtype`. A loop of
+    in-place additions, one step at a time: torch.cumsum along the first dimension is many times slower."""
+    total = steps.to(dtype, copy=True)
+    for t in range(1, len(total)):
+        total[t] += total[t - 1]
+    return total
+
+
 @torch.no_grad()
 def spike_history(snn, x, seed=0, timesteps=None):
     """{T: what `snn` converted at T records on the batch x} for each T in `timesteps` (default 1 ..
@@ -150,12 +159,12 @@ def spike_history(snn, x, seed=0, timesteps=None):
     keep = (lambda steps: steps) if len(wanted) == snn.timesteps else (lambda steps: steps[rows])
     dtype, counts = count_dtype(snn.timesteps), []
     while rec.spikes:  # layer by layer, so only one layer's spikes are held twice
-        counts.append(keep(rec.spikes.pop(0).to(dtype).cumsum_(0)))
+        counts.append(keep(running_sum(rec.spikes.pop(0), dtype)))
     x = x.to(rec.output.dtype)
     if snn.encoding == "current":
         rates = [x] * len(wanted)
     else:
-        seen = keep(encode(x, snn.timesteps, snn.encoding, seed).to(x.dtype).cumsum_(0))
+        seen = keep(running_sum(encode(x, snn.timesteps, snn.encoding, seed), x.dtype))
         rates = [s / T for s, T in zip(seen, wanted)]
     return {T: {"timesteps": T, "counts": [c[i] for c in counts], "output": rec.outputs[T - 1], "rates": rates[i]}
             for i, T in enumerate(wanted)}

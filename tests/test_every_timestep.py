@@ -95,3 +95,11 @@ def test_spike_history_counts_past_the_int8_range(cq16, x):
     step = analysis.spike_history(snn, x[:2], timesteps=[130])[130]
     assert all(c.dtype == torch.int16 for c in step["counts"]) and max(c.max() for c in step["counts"]) > 127
     assert all(torch.equal(a, b.to(a.dtype)) for a, b in zip(snn.run(x[:2]).counts, step["counts"]))
+
+
+def test_running_sum_is_the_cumulative_sum_and_leaves_its_input():
+    steps = torch.randint(-1, 2, (9, 3, 4), dtype=torch.int8)
+    before = steps.clone()
+    total = analysis.running_sum(steps, torch.int8)
+    assert torch.equal(total, steps.cumsum(0).to(torch.int8)) and torch.equal(steps, before)
+    assert torch.equal(analysis.running_sum(steps > 0, torch.float32), (steps > 0).float().cumsum(0))

@@ -192,8 +192,9 @@ def agreement_at(model, step):
     each predicts. `model` may have any levels L: the history is the same for all."""
     activations, logits = cq_forward(model, step["rates"])
     errors = count_errors(activations, step["counts"], step["timesteps"])
-    return {"exact": torch.stack([(e < EXACT).double().mean() for e in errors]).cpu(),
-            "mae_spikes": torch.stack([e.double().mean() for e in errors]).cpu(),
+    return {"exact": torch.tensor([(e < EXACT).sum().item() / e.numel() for e in errors], dtype=torch.float64),
+            "mae_spikes": torch.tensor([e.sum(dtype=torch.float64).item() / e.numel() for e in errors],
+                                       dtype=torch.float64),
             "cnn": logits.argmax(1).cpu(), "snn": step["output"].argmax(1).cpu()}
 
 

@@ -10,6 +10,7 @@ import torch
 
 from ..analysis import agreement_at, spike_history
 from ..convert import convert
+from ..fold import fold_batchnorm
 from ..neuron import if_step
 from ..quant import CQ, to_cq
 from . import static_mode
@@ -23,7 +24,8 @@ def timesteps_history(model, dataset, encoding="current", images=64, max_timeste
     (cq.analysis.spike_history), with their labels: the explorer reads every T and every L from it, since
     the SNN depends on neither (chapter 7)."""
     x, y = first_images(dataset, images, model)
-    return {"steps": spike_history(convert(model, int(max_timesteps), encoding), x), "labels": y, "encoding": encoding}
+    return {"steps": spike_history(convert(model, int(max_timesteps), encoding), x), "labels": y, "encoding": encoding,
+            "folded": fold_batchnorm(model)}  # BatchNorm folded once: each L then copies a smaller network
 
 
 @single_threaded
@@ -32,8 +34,8 @@ def timesteps_figure_data(model, dataset, timesteps=16, levels=16, encoding="cur
     levels (cq.to_cq: same weights, no retraining) against its SNN after T steps, on the first `images`
     images of `dataset`.
 
-    history: timesteps_history(model, dataset, encoding, images, T_max >= timesteps), which the explorer
-    makes once, so that an update only reads it (default: simulated here, to T).
+    history: timesteps_history(model, dataset, encoding, images, T_max >= timesteps) of this `model`, which
+    the explorer makes once, so that an update only reads it (default: simulated here, to T).
     Returns a dict:
       layer               0, 1, ... (depth)
       exact               fraction of spike counts equal to a * T, per layer
@@ -46,7 +48,8 @@ def timesteps_figure_data(model, dataset, timesteps=16, levels=16, encoding="cur
     if history["encoding"] != encoding or timesteps not in history["steps"]:
         raise ValueError(f"history holds the {history['encoding']} encoding and T <= {max(history['steps'])}; make it "
                          f"with timesteps_history(model, dataset, encoding={encoding!r}, max_timesteps>={timesteps}).")
-    d, y = agreement_at(to_cq(model, levels, model_mode(model)), history["steps"][timesteps]), history["labels"]
+    cnn = to_cq(history["folded"], levels, model_mode(model))
+    d, y = agreement_at(cnn, history["steps"][timesteps]), history["labels"]
     acc = lambda p: (p == y).float().mean().item()
     exact = d["exact"].numpy()
     error = d["mae_spikes"].numpy() / timesteps * levels

@@ -86,6 +86,8 @@ def test_spike_history_keeps_only_the_asked_timesteps(cq16, x):
         assert torch.equal(some[T]["rates"], every[T]["rates"]) and torch.equal(some[T]["output"], every[T]["output"])
     with pytest.raises(ValueError, match="1..9"):
         analysis.spike_history(snn, x, timesteps=[10])
+    with pytest.raises(ValueError, match="flush"):  # flush steps follow step T: no run to t < T inside it
+        analysis.spike_history(cq.convert(cq16, 4, "current", "signed", flush=2), x)
 
 
 def test_spike_history_counts_past_the_int8_range(cq16, x):

@@ -4,22 +4,27 @@ range, one value after another, and each change is timed from setting the value 
 redrawn (the explorer's observer runs synchronously: the library update plus the plotly trace updates).
 
 The first drag visits every value once (a setting that changes the dynamics simulates then); the second
-drag revisits them (cached explorers only slice). `python benchmarks/widgets.py --compare DIR` times the
+drag revisits them (cached explorers only slice). A walk then moves one control at a time, chosen at
+random (seeded), while the others sit away from their starting values: the orders a person takes that the
+drags miss (a new L, then T past what was simulated). The worst update counts, first drag or walk. `python benchmarks/widgets.py --compare DIR` times the
 checkout at DIR (e.g. an older main) in the same run, explorer by explorer, each in a fresh process.
 """
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPLORERS = ("clamp", "quantization", "neuron", "training", "conversion", "raster", "timesteps", "bits", "energy")
+EXPLORERS = ("clamp", "quantization", "neuron", "training", "conversion", "raster", "timesteps", "bits",
+             "timesteps-cifar10", "energy", "signed")
 CHAPTER = {"clamp": 1, "quantization": 2, "neuron": 3, "training": 4, "conversion": 5, "raster": 6,
-           "timesteps": 7, "bits": 8, "energy": 10}
+           "timesteps": 7, "bits": 8, "timesteps-cifar10": 9, "energy": 10, "signed": 11}
 POINTS = 8  # values per drag of an IntSlider or FloatSlider
+WALK = 32  # single-control moves of the walk
 
 
 def build(name):
@@ -60,6 +65,14 @@ def build(name):
     if name == "energy":
         from cqlearn.widgets import energy
         return energy.energy_explorer(cq16, test, timesteps=16, encoding="spikes", images=64)
+    if name == "timesteps-cifar10":  # chapter 9: the shipped CIFAR-10 network on 16 test images, on a CPU
+        from cqlearn.widgets import timesteps
+        model, cifar = cq.load(cq.shipped("cifar10_vgg_small_cq16.pt")), cq.data.load("cifar10", "test", limit=1000)
+        levels = model.meta.get("levels", 16)
+        return timesteps.timesteps_explorer(model, cifar, timesteps=levels, levels=levels, encoding="spikes", images=16)
+    if name == "signed":
+        from cqlearn.widgets import signed
+        return signed.signed_explorer(early=0.9, late=-0.6, share=0.5, timesteps=16)
     raise ValueError(name)
 
 
@@ -79,8 +92,15 @@ def drag_values(control):
     return [v for v in values if v != start] + [start]
 
 
+def timed(control, value):
+    """Seconds from setting `control` to `value` to the figure being redrawn."""
+    began = time.perf_counter()
+    control.value = value
+    return time.perf_counter() - began
+
+
 def measure(name):
-    """{build, controls: {control: {first: [s], second: [s]}}} for one explorer."""
+    """{build, controls: {control: {first: [s], second: [s], walk: [s]}}} for one explorer."""
     import torch
 
     torch.set_num_threads(1)
@@ -90,13 +110,15 @@ def measure(name):
     for control_name, control in box.controls.items():
         values, passes = drag_values(control), {}
         for which in ("first", "second"):
-            times = []
-            for value in values:
-                began = time.perf_counter()
-                control.value = value
-                times.append(time.perf_counter() - began)
-            passes[which] = times
-        result["controls"][control_name] = passes
+            passes[which] = [timed(control, value) for value in values]
+        result["controls"][control_name] = {**passes, "walk": []}
+    choices = {control_name: drag_values(control) for control_name, control in box.controls.items()}
+    rng = random.Random(0)
+    for _ in range(WALK):
+        control_name = rng.choice(sorted(choices))
+        control = box.controls[control_name]
+        value = rng.choice([v for v in choices[control_name] if v != control.value] or [control.value])
+        result["controls"][control_name]["walk"].append(timed(control, value))
     return result
 
 
@@ -110,11 +132,17 @@ def child(name, code):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def worst(passes):
+    """The slowest update of one control's first drag and walk moves, in seconds."""
+    return max(passes["first"] + passes["walk"])
+
+
 def summary(result):
-    """(worst update of any drag, worst of the second drags, median of all updates), in seconds."""
+    """(worst update of the first drags and the walk, worst of the second drags, median of all updates), in
+    seconds."""
     if "error" in result:
         return None
-    first = [t for c in result["controls"].values() for t in c["first"]]
+    first = [t for c in result["controls"].values() for t in c["first"] + c["walk"]]
     second = [t for c in result["controls"].values() for t in c["second"]]
     return max(first), max(second), statistics.median(first + second)
 
@@ -131,8 +159,8 @@ def compare(names, old=None):
 
 def table(rows):
     ms = lambda s: f"{1000 * s:.0f} ms" if s >= 0.01 else f"{1000 * s:.1f} ms"
-    lines = ["| ch. | explorer | build | worst update, first drag | worst update, second drag | median | "
-             "old code: worst, first drag | per control (worst, first drag) |",
+    lines = ["| ch. | explorer | build | worst update, first drag or walk | worst update, second drag | median | "
+             "old code: worst, first drag or walk | per control (worst, first drag or walk) |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         ours, old = r["ours"], r["old"]
@@ -141,7 +169,7 @@ def table(rows):
             lines.append(f"| {r['chapter']} | {r['explorer']} | - | - | - | - | - | failed: {ours['error']} |")
             continue
         o = summary(old) if old else None
-        per = ", ".join(f"{k} {ms(max(v['first']))}" for k, v in ours["controls"].items())
+        per = ", ".join(f"{k} {ms(worst(v))}" for k, v in ours["controls"].items())
         lines.append(f"| {r['chapter']} | {r['explorer']} | {ours['build']:.2f} s | {ms(s[0])} | {ms(s[1])} | "
                      f"{ms(s[2])} | {ms(o[0]) if o else '-'} | {per} |")
     return "\n".join(lines)

@@ -125,55 +125,77 @@ def sweep_timesteps(model, dataset, timesteps=(8, 16, 32, 64, 128), encoding="sp
     return {T: (predicted[T] == labels.cpu()).sum().item() / len(labels) for T in timesteps}  # as cq.evaluate
 
 
+def count_dtype(timesteps):
+    """The smallest integer dtype that holds spike counts 0 .. timesteps (net counts never fall below 0)."""
+    return torch.int8 if timesteps <= 127 else torch.int16 if timesteps <= 32767 else torch.int32
+
+
+def running_sum(steps, dtype):
+    """steps (T, ...) summed over the first t steps, for every t: a new (T, ...) tensor in `dtype`. A loop of
+    in-place additions, one step at a time: torch.cumsum along the first dimension is many times slower."""
+    total = steps.to(dtype, copy=True)
+    for t in range(1, len(total)):
+        total[t] += total[t - 1]
+    return total
+
+
 @torch.no_grad()
-def every_timestep(model, snn, x, seed=0, timesteps=None):
-    """Yield, for each T in `timesteps` (default 1 .. snn.timesteps), what the network converted at T
-    shows on the batch x, all from one recorded simulation to snn.timesteps (chapters 5 and 7; no
-    dynamics depend on T, only the readout's division by T): a dict with timesteps, counts (per
-    spiking layer, (B, ...) spikes so far), activations (the CQ-CNN's CQ outputs for the input the SNN
-    saw over T steps), output (the SNN's logits after T steps) and cnn_output (the CQ-CNN's logits for
-    that input). The dict's tensors are updated in place for the next T: copy what you keep."""
-    wanted = set(range(1, snn.timesteps + 1) if timesteps is None else timesteps)
-    if not wanted or min(wanted) < 1 or max(wanted) > snn.timesteps:
-        raise ValueError(f"timesteps must lie in 1..{snn.timesteps} (the network's timesteps), got {sorted(wanted)}.")
+def spike_history(snn, x, seed=0, timesteps=None):
+    """{T: what `snn` converted at T records on the batch x} for each T in `timesteps` (default 1 ..
+    snn.timesteps), all from one run to snn.timesteps (chapters 5 and 7): the first T steps of that run
+    are the run to T. The SNN does not depend on the CQ-CNN's levels L either, so one history serves
+    every L: compare it with cq.to_cq(model, L) (`agreement_at`). Each value is a dict:
+      timesteps  T
+      counts     per spiking layer, (B, ...) net spike counts after T steps, `count_dtype(T_max)`
+      output     (B, classes), the SNN's output after T steps
+      rates      the input the SNN saw in those T steps (x for "current", its spike rates otherwise):
+                 what the CQ-CNN must see to be compared like with like
+    The counts of all T are kept: one byte per neuron and T up to T = 127."""
+    wanted = list(range(1, snn.timesteps + 1) if timesteps is None else sorted(set(timesteps)))
+    if not wanted or wanted[0] < 1 or wanted[-1] > snn.timesteps:
+        raise ValueError(f"timesteps must lie in 1..{snn.timesteps} (the network's timesteps), got {wanted}.")
     rec = snn.run(x, record=True, membrane=[], all_timesteps=True, seed=seed)  # spikes only
-    folded = fold_batchnorm(model.eval())
-    outputs, hooks = [], [m.register_forward_hook(lambda m, i, o: outputs.append(o))
-                          for m in folded.modules() if isinstance(m, CQ)]
+    rows = torch.tensor(wanted, device=x.device) - 1
+    keep = (lambda steps: steps) if len(wanted) == snn.timesteps else (lambda steps: steps[rows])
+    dtype, counts = count_dtype(snn.timesteps), []
+    while rec.spikes:  # layer by layer, so only one layer's spikes are held twice
+        counts.append(keep(running_sum(rec.spikes.pop(0), dtype)))
     x = x.to(rec.output.dtype)
-    inputs = None if snn.encoding == "current" else encode(x, snn.timesteps, snn.encoding, seed)
-    seen, counts = torch.zeros_like(x), [torch.zeros_like(c) for c in rec.counts]
-    cnn = None
+    if snn.encoding == "current":
+        rates = [x] * len(wanted)
+    else:
+        seen = keep(running_sum(encode(x, snn.timesteps, snn.encoding, seed), x.dtype))
+        rates = [s / T for s, T in zip(seen, wanted)]
+    return {T: {"timesteps": T, "counts": [c[i] for c in counts], "output": rec.outputs[T - 1], "rates": rates[i]}
+            for i, T in enumerate(wanted)}
+
+
+@torch.no_grad()
+def cq_forward(model, x):
+    """(cq_activations(model, x), the logits) from one forward pass of `model`, BatchNorm folded."""
+    was_training = model.training
+    folded = fold_batchnorm(model.eval())
+    model.train(was_training)
+    outputs = []
+    hooks = [m.register_forward_hook(lambda m, i, o: outputs.append(o)) for m in folded.modules() if isinstance(m, CQ)]
     try:
-        for t in range(1, max(wanted) + 1):
-            for count, spikes in zip(counts, rec.spikes):
-                count += spikes[t - 1]
-            if inputs is not None:
-                seen += inputs[t - 1]
-            if t in wanted and (cnn is None or inputs is not None):  # "current": the CNN sees x at every T
-                outputs.clear()
-                cnn = folded(x if inputs is None else seen / t)
-                acts = list(outputs)
-            if t in wanted:
-                yield {"timesteps": t, "counts": counts, "activations": acts, "output": rec.outputs[t - 1],
-                       "cnn_output": cnn}
+        logits = folded(x)
     finally:
         for hook in hooks:
             hook.remove()
+    return outputs, logits
 
 
-def agreement_every_timestep(model, snn, x, seed=0):
-    """Per T = 1 .. snn.timesteps, from one simulation (`every_timestep`, chapter 7): exact and
-    mae_spikes, (T, layers) arrays as in `layer_agreement`, and cnn, snn, (T, B) predicted classes."""
-    exact, mae, cnn, snn_pred = [], [], [], []
-    for step in every_timestep(model, snn, x, seed):
-        errors = count_errors(step["activations"], step["counts"], step["timesteps"])
-        exact.append(torch.stack([(e < EXACT).double().mean() for e in errors]))
-        mae.append(torch.stack([e.double().mean() for e in errors]))
-        cnn.append(step["cnn_output"].argmax(1))
-        snn_pred.append(step["output"].argmax(1))
-    return {"exact": torch.stack(exact).cpu(), "mae_spikes": torch.stack(mae).cpu(), "cnn": torch.stack(cnn).cpu(),
-            "snn": torch.stack(snn_pred).cpu()}
+def agreement_at(model, step):
+    """How the SNN of one `spike_history` entry follows the CQ-CNN `model` (chapter 7): exact and
+    mae_spikes, per spiking layer as in `layer_agreement` (float64 tensors), and cnn, snn: the classes
+    each predicts. `model` may have any levels L: the history is the same for all."""
+    activations, logits = cq_forward(model, step["rates"])
+    errors = count_errors(activations, step["counts"], step["timesteps"])
+    return {"exact": torch.tensor([(e < EXACT).sum().item() / e.numel() for e in errors], dtype=torch.float64),
+            "mae_spikes": torch.tensor([e.sum(dtype=torch.float64).item() / e.numel() for e in errors],
+                                       dtype=torch.float64),
+            "cnn": logits.argmax(1).cpu(), "snn": step["output"].argmax(1).cpu()}
 
 
 def levels_sweep(model, dataset, levels=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32), mode="floor", progress=True):
@@ -188,3 +210,4 @@ def ceiling_sweep(model, dataset, ceilings, progress=True):
     (chapter 1)."""
     return {c: evaluate(with_ceiling(model, c), dataset)
             for c in tqdm(ceilings, desc="ceiling sweep", disable=not progress)}
+

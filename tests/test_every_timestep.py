@@ -1,6 +1,6 @@
-"""Every T from one simulation, as the explorers of chapters 5, 7 and 10 use it: each row of
-analysis.every_timestep / agreement_every_timestep and energy.count_every_timestep equals what the
-network converted at that T gives."""
+"""Every T from one simulation, as the explorers of chapters 5, 7 and 10 use it: each entry of
+analysis.spike_history (compared by agreement_at) and each row of energy.count_every_timestep equals what
+the network converted at that T gives."""
 import pytest
 import torch
 
@@ -17,32 +17,30 @@ def x():
 
 @pytest.mark.parametrize("encoding", ["current", "spikes", "poisson"])
 @pytest.mark.parametrize("neuron", ["if", "signed"])
-def test_every_timestep_equals_the_run_at_each_T(cq16, x, encoding, neuron):
-    checked = []
-    for step in analysis.every_timestep(cq16, cq.convert(cq16, 18, encoding, neuron), x, seed=3):
-        T = step["timesteps"]
-        if T not in (1, 7, 16, 18):
-            continue
-        snn = cq.convert(cq16, T, encoding, neuron)
+def test_spike_history_equals_the_run_at_each_T(cq16, x, encoding, neuron):
+    history = analysis.spike_history(cq.convert(cq16, 18, encoding, neuron), x, seed=3)
+    assert sorted(history) == list(range(1, 19))
+    for T in (1, 7, 16, 18):
+        step, snn = history[T], cq.convert(cq16, T, encoding, neuron)
         rec = snn.run(x, seed=3)
-        assert all(torch.equal(a, b) for a, b in zip(rec.counts, step["counts"]))
+        assert step["timesteps"] == T and all(c.dtype == torch.int8 for c in step["counts"])
+        assert all(torch.equal(a, b.to(a.dtype)) for a, b in zip(rec.counts, step["counts"]))
         assert torch.allclose(rec.output, step["output"], atol=1e-5)
-        rates = analysis.input_rates(snn, x, seed=3)
-        assert all(torch.equal(a, b) for a, b in zip(analysis.cq_activations(cq16, rates), step["activations"]))
-        assert torch.equal(cq16.eval()(rates).argmax(1), step["cnn_output"].argmax(1))
-        checked.append(T)
-    assert checked == [1, 7, 16, 18]
+        assert torch.equal(analysis.input_rates(snn, x, seed=3), step["rates"])
 
 
-def test_agreement_every_timestep_equals_layer_agreement(cq16, x):
-    sweep = analysis.agreement_every_timestep(cq16, cq.convert(cq16, 20, "spikes"), x)
-    assert sweep["exact"].shape == (20, 4) and sweep["snn"].shape == (20, len(x))
+@pytest.mark.parametrize("levels", [16, 5])
+def test_agreement_at_equals_layer_agreement_for_any_levels(cq16, x, levels):
+    history = analysis.spike_history(cq.convert(cq16, 20, "spikes"), x)  # the SNN of L = 16 serves every L
+    model = cq.to_cq(cq16, levels)
     for T in (4, 16, 20):
-        rows = analysis.layer_agreement(cq16, cq.convert(cq16, T, "spikes"), x)
-        assert torch.allclose(sweep["exact"][T - 1], torch.tensor([r["exact"] for r in rows], dtype=torch.float64))
-        assert torch.allclose(sweep["mae_spikes"][T - 1],
-                              torch.tensor([r["mae_spikes"] for r in rows], dtype=torch.float64), atol=1e-6)
-        assert torch.equal(sweep["snn"][T - 1], cq.convert(cq16, T, "spikes")(x).argmax(1))
+        got, snn = analysis.agreement_at(model, history[T]), cq.convert(model, T, "spikes")
+        rows = analysis.layer_agreement(model, snn, x)
+        assert torch.allclose(got["exact"], torch.tensor([r["exact"] for r in rows], dtype=torch.float64))
+        assert torch.allclose(got["mae_spikes"], torch.tensor([r["mae_spikes"] for r in rows], dtype=torch.float64),
+                              atol=1e-6)
+        assert torch.equal(got["snn"], snn(x).argmax(1))
+        assert torch.equal(got["cnn"], model.eval()(analysis.input_rates(snn, x)).argmax(1))
 
 
 @pytest.mark.parametrize("encoding", ["current", "spikes"])
@@ -79,11 +77,31 @@ def test_activations_inputs_outputs_and_batches(plain, cq16, x):
         analysis.activations(plain, x, "middle")
 
 
-def test_every_timestep_yields_only_the_asked_timesteps(cq16, x):
+def test_spike_history_keeps_only_the_asked_timesteps(cq16, x):
     snn = cq.convert(cq16, 9, "spikes")
-    every = {s["timesteps"]: [c.clone() for c in s["counts"]] for s in analysis.every_timestep(cq16, snn, x)}
-    some = {s["timesteps"]: [c.clone() for c in s["counts"]]
-            for s in analysis.every_timestep(cq16, snn, x, timesteps=[7, 3])}
-    assert sorted(some) == [3, 7] and all(torch.equal(a, b) for T in some for a, b in zip(some[T], every[T]))
+    every, some = analysis.spike_history(snn, x), analysis.spike_history(snn, x, timesteps=[7, 3])
+    assert sorted(some) == [3, 7]
+    for T in some:
+        assert all(torch.equal(a, b) for a, b in zip(some[T]["counts"], every[T]["counts"]))
+        assert torch.equal(some[T]["rates"], every[T]["rates"]) and torch.equal(some[T]["output"], every[T]["output"])
     with pytest.raises(ValueError, match="1..9"):
-        next(analysis.every_timestep(cq16, snn, x, timesteps=[10]))
+        analysis.spike_history(snn, x, timesteps=[10])
+    with pytest.raises(ValueError, match="flush"):  # flush steps follow step T: no run to t < T inside it
+        analysis.spike_history(cq.convert(cq16, 4, "current", "signed", flush=2), x)
+
+
+def test_spike_history_counts_past_the_int8_range(cq16, x):
+    assert [analysis.count_dtype(T) for T in (1, 127, 128, 32767, 32768)] == [torch.int8] * 2 + [torch.int16] * 2 + [
+        torch.int32]
+    snn = cq.convert(cq16, 130, "current")
+    step = analysis.spike_history(snn, x[:2], timesteps=[130])[130]
+    assert all(c.dtype == torch.int16 for c in step["counts"]) and max(c.max() for c in step["counts"]) > 127
+    assert all(torch.equal(a, b.to(a.dtype)) for a, b in zip(snn.run(x[:2]).counts, step["counts"]))
+
+
+def test_running_sum_is_the_cumulative_sum_and_leaves_its_input():
+    steps = torch.randint(-1, 2, (9, 3, 4), dtype=torch.int8)
+    before = steps.clone()
+    total = analysis.running_sum(steps, torch.int8)
+    assert torch.equal(total, steps.cumsum(0).to(torch.int8)) and torch.equal(steps, before)
+    assert torch.equal(analysis.running_sum(steps > 0, torch.float32), (steps > 0).float().cumsum(0))

@@ -280,3 +280,16 @@ def test_conversion_explorer_live_and_static(cq16, few, live, monkeypatch):
     assert np.allclose(grid.z, np.log10(1 + d["grid"].T))
     monkeypatch.setenv("CQ_STATIC", "1")
     assert len(conversion.conversion_explorer(cq16, few.images[:16]).axes) == _spiking_layers(cq16)
+
+
+def test_conversion_explorer_simulates_each_encoding_once_at_build(cq16, few, live, monkeypatch):
+    runs = []
+    monkeypatch.setattr(conversion, "spike_history", lambda snn, x, timesteps: runs.append(snn.encoding) or
+                        analysis.spike_history(snn, x, timesteps=timesteps))
+    box = conversion.conversion_explorer(cq16, few.images[:8], timesteps=16)
+    assert runs == ["current", "spikes", "poisson"]
+    for name, value in (("encoding", "poisson"), ("timesteps", 48), ("layer", 2), ("encoding", "spikes")):
+        box.controls[name].value = value
+    assert len(runs) == 3  # the updates only read the histories
+    d = conversion.conversion_figure_data(conversion.simulate_layers(cq16, few.images[:8], 48, "spikes"), 2, 48, 16)
+    assert np.allclose(trace(box.figure, "grid").z, np.log10(1 + d["grid"].T))

@@ -218,6 +218,29 @@ def test_timesteps_bits_energy_explorers_plot_the_data_of_their_controls(live, c
     assert np.allclose(t["sparsity"].y, d["sparsity"]) and list(t["cnn"].x) == list(d["names"])
 
 
+def test_timesteps_explorer_simulates_once_and_every_update_reads_the_history(live, cq16, few, monkeypatch):
+    runs = []
+    monkeypatch.setattr(timesteps, "spike_history", lambda snn, x: runs.append(snn.timesteps) or
+                        cq.analysis.spike_history(snn, x))
+    box = timesteps.timesteps_explorer(cq16, few, timesteps=12, levels=16, encoding="spikes", images=8, max_timesteps=40)
+    assert runs == [40]  # one run, to the slider's end
+    assert box.controls["levels"].continuous_update and box.controls["timesteps"].continuous_update
+    for name, value in (("levels", 5), ("timesteps", 37), ("levels", 30), ("timesteps", 3)):
+        runs.clear()
+        box.controls[name].value = value  # a new L, then T past the start: no simulation
+        assert runs == []
+        values = {k: c.value for k, c in box.controls.items()}
+        d = timesteps.timesteps_figure_data(cq16, few, encoding="spikes", images=8, **values)  # simulated at T
+        t = by_meta(box.figure)
+        assert np.allclose(t["exact"].y, d["exact"]) and np.allclose(t["error"].y, d["error_levels"])
+        assert box.figure.layout.title.text == d["title"]
+    history = timesteps.timesteps_history(cq16, few, "spikes", images=8, max_timesteps=10)
+    with pytest.raises(ValueError, match="timesteps_history"):
+        timesteps.timesteps_figure_data(cq16, few, 12, 16, "spikes", 8, history)  # holds T <= 10 only
+    with pytest.raises(ValueError, match="current"):
+        timesteps.timesteps_figure_data(cq16, few, 8, 16, "current", 8, history)  # another encoding
+
+
 def test_static_mode_draws_matplotlib_small_multiples(static, cq16, few):
     snn = cq.convert(cq16, 8, "spikes")
     figures = [raster.raster_explorer(cq16, few, timesteps=8),

@@ -30,8 +30,8 @@ def first_images(dataset, images, module):
 
 
 class Simulations:
-    """Runs kept per setting that changes the dynamics (an image, L, an encoding), each to some T: the
-    first T steps of a run to T_max are the run to T, so moving T only slices (chapters 5-7).
+    """Runs kept per setting that changes the dynamics (an image, an encoding), each to some T: the
+    first T steps of a run to T_max are the run to T, so moving T only slices (chapter 6).
 
     simulate(key, T) makes a run; steps(run) says how many steps it holds. The first setting is run to
     `longest` at once; a new setting only to the T asked (as fast as the explorer was without the

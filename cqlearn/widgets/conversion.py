@@ -7,10 +7,11 @@ layer it tabulates each neuron's CQ-CNN activation a against its spike count N, 
 import numpy as np
 import torch
 
-from ..analysis import EXACT, every_timestep
+from ..analysis import EXACT, cq_activations, spike_history
 from ..convert import convert
+from ..neuron import ENCODINGS
 from . import static_mode
-from ._explorer import Simulations, explorer, single_threaded, slider_style, small_multiples, trace
+from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
 
 
 def agreement_table(rows):
@@ -24,15 +25,13 @@ def agreement_table(rows):
 def simulate_layers(model, x, timesteps, encoding="current"):
     """Per spiking layer: (CQ-CNN activations, SNN spike counts), both flattened to (N, neurons), for
     `model` converted at `timesteps` with `encoding`. The CNN sees the input as the SNN does."""
-    return layers_every_timestep(model, x, [timesteps], encoding)[timesteps]
+    return layer_pairs(model, spike_history(convert(model, timesteps, encoding), x, timesteps=[timesteps])[timesteps])
 
 
-def layers_every_timestep(model, x, timesteps, encoding="current"):
-    """{T: simulate_layers(model, x, T, encoding)} for each T in `timesteps`, from one simulation to the
-    largest (cq.analysis.every_timestep, chapter 5)."""
-    return {step["timesteps"]: [(a.flatten(1).clone(), n.flatten(1).clone())
-                                for a, n in zip(step["activations"], step["counts"])]
-            for step in every_timestep(model, convert(model, max(timesteps), encoding), x, timesteps=timesteps)}
+def layer_pairs(model, step):
+    """simulate_layers' pairs for one entry of cq.analysis.spike_history (chapter 5): the counts stored
+    there, and the CQ-CNN's activations for the input the SNN saw."""
+    return [(a.flatten(1), n.flatten(1)) for a, n in zip(cq_activations(model, step["rates"]), step["counts"])]
 
 
 @single_threaded
@@ -86,21 +85,18 @@ def conversion_explorer(model, x, timesteps=16, layer=0, encoding="current"):
     activation against SNN rate over the images x, the title giving the share of exact counts."""
     levels = next(m.levels for m in model.modules() if hasattr(m, "levels"))
     options = sorted({4, 8, 12, 16, 24, 32, 48, 64, timesteps})
-    # one simulation per encoding, to the largest T, gives every T of the slider
-    every = Simulations(lambda encoding, upto: layers_every_timestep(model, x, [T for T in options if T <= upto]
-                                                                     or [upto], encoding),
-                        lambda pairs: max(pairs), max(options))
-
-    def pairs(timesteps, encoding):
-        return every(encoding, timesteps)[timesteps]
-
+    # one simulation per encoding, to the largest T, holds every T of the slider (its first T steps)
+    history = lambda encoding: spike_history(convert(model, max(options), encoding), x, timesteps=options)
     if static_mode():
-        return conversion_small_multiples(pairs(timesteps, encoding), timesteps, levels,
+        return conversion_small_multiples(layer_pairs(model, history(encoding)[timesteps]), timesteps, levels,
                                           f"CQ-CNN activation against SNN rate, T = {timesteps}, {encoding} encoding")
     import ipywidgets as w
 
+    histories = {e: history(e) for e in ENCODINGS}  # all up front: a new encoding only reads its history
+
+    @single_threaded
     def redraw(fig, timesteps, layer, encoding):
-        d = conversion_figure_data(pairs(timesteps, encoding), layer, timesteps, levels)
+        d = conversion_figure_data(layer_pairs(model, histories[encoding][timesteps]), layer, timesteps, levels)
         grid = trace(fig, "grid")
         grid.x, grid.y, grid.z = d["activation"], d["rate"], np.log10(1 + d["grid"].T)
         fig.layout.title.text = f"{d['title']}, {encoding} encoding"
@@ -108,9 +104,9 @@ def conversion_explorer(model, x, timesteps=16, layer=0, encoding="current"):
     controls = {
         "timesteps": w.SelectionSlider(value=timesteps, options=options, description="time steps T",
                                        **slider_style()),
-        "layer": w.IntSlider(value=layer, min=0, max=len(pairs(timesteps, encoding)) - 1, description="layer",
-                             **slider_style()),
-        "encoding": w.ToggleButtons(value=encoding, options=["current", "spikes", "poisson"], description="encoding",
+        "layer": w.IntSlider(value=layer, min=0, max=len(histories[encoding][timesteps]["counts"]) - 1,
+                             description="layer", **slider_style()),
+        "encoding": w.ToggleButtons(value=encoding, options=ENCODINGS, description="encoding",
                                     style={"description_width": "11em"}),
     }
     return explorer(controls, conversion_figure(), redraw)

@@ -8,32 +8,34 @@ it to sliders and a plotly FigureWidget, or draws `timesteps_small_multiples` in
 import numpy as np
 import torch
 
-from ..analysis import agreement_every_timestep
+from ..analysis import agreement_at, spike_history
 from ..convert import convert
+from ..fold import fold_batchnorm
 from ..neuron import if_step
 from ..quant import CQ, to_cq
 from . import static_mode
-from ._explorer import Simulations, explorer, first_images, single_threaded, slider_style, small_multiples, trace
+from ._explorer import explorer, first_images, single_threaded, slider_style, small_multiples, trace
 
 ORDERS = ("positive first", "interleaved", "negative first")
 
 
-def timesteps_sweep(model, dataset, levels=16, encoding="current", images=64, max_timesteps=64):
-    """Everything the time-step explorer shows for `levels`, for every T up to max_timesteps, from one
-    simulation (cq.analysis.agreement_every_timestep): the CQ-CNN `model` given `levels` levels
-    (cq.to_cq: same weights, no retraining) on the first `images` images of `dataset` (chapter 7)."""
+def timesteps_history(model, dataset, encoding="current", images=64, max_timesteps=64):
+    """The SNN of `model` run once to max_timesteps on the first `images` images of `dataset`
+    (cq.analysis.spike_history), with their labels: the explorer reads every T and every L from it, since
+    the SNN depends on neither (chapter 7)."""
     x, y = first_images(dataset, images, model)
-    cnn = to_cq(model, levels, model_mode(model))
-    sweep = agreement_every_timestep(cnn, convert(cnn, int(max_timesteps), encoding), x)
-    return {**sweep, "labels": y, "levels": levels}
+    return {"steps": spike_history(convert(model, int(max_timesteps), encoding), x), "labels": y, "encoding": encoding,
+            "folded": fold_batchnorm(model)}  # BatchNorm folded once: each L then copies a smaller network
 
 
 @single_threaded
-def timesteps_figure_data(model, dataset, timesteps=16, levels=16, encoding="current", images=64, sweep=None):
-    """What the time-step explorer draws for one T and L (chapter 7).
+def timesteps_figure_data(model, dataset, timesteps=16, levels=16, encoding="current", images=64, history=None):
+    """What the time-step explorer draws for one T and L (chapter 7): the CQ-CNN `model` given `levels`
+    levels (cq.to_cq: same weights, no retraining) against its SNN after T steps, on the first `images`
+    images of `dataset`.
 
-    sweep: timesteps_sweep(model, dataset, levels, encoding, images, T_max >= timesteps), which the
-    explorer keeps per L, so that moving T only reads a row (default: simulated here, to T).
+    history: timesteps_history(model, dataset, encoding, images, T_max >= timesteps) of this `model`, which
+    the explorer makes once, so that an update only reads it (default: simulated here, to T).
     Returns a dict:
       layer               0, 1, ... (depth)
       exact               fraction of spike counts equal to a * T, per layer
@@ -42,19 +44,19 @@ def timesteps_figure_data(model, dataset, timesteps=16, levels=16, encoding="cur
       title
     """
     timesteps = int(timesteps)
-    sweep = sweep or timesteps_sweep(model, dataset, levels, encoding, images, timesteps)
-    if sweep["levels"] != levels or len(sweep["exact"]) < timesteps:
-        raise ValueError(f"sweep holds L = {sweep['levels']} and T <= {len(sweep['exact'])}; make it with "
-                         f"timesteps_sweep(model, dataset, levels={levels}, max_timesteps>={timesteps}).")
-    row, y = timesteps - 1, sweep["labels"]
-    cnn_pred, snn_pred = sweep["cnn"][row], sweep["snn"][row]
+    history = history or timesteps_history(model, dataset, encoding, images, timesteps)
+    if history["encoding"] != encoding or timesteps not in history["steps"]:
+        raise ValueError(f"history holds the {history['encoding']} encoding and T <= {max(history['steps'])}; make it "
+                         f"with timesteps_history(model, dataset, encoding={encoding!r}, max_timesteps>={timesteps}).")
+    cnn = to_cq(history["folded"], levels, model_mode(model))
+    d, y = agreement_at(cnn, history["steps"][timesteps]), history["labels"]
     acc = lambda p: (p == y).float().mean().item()
-    exact = sweep["exact"][row].numpy()
-    error = sweep["mae_spikes"][row].numpy() / timesteps * levels
+    exact = d["exact"].numpy()
+    error = d["mae_spikes"].numpy() / timesteps * levels
     return {
         "layer": np.arange(len(exact)), "exact": exact, "error_levels": error,
-        "cnn": acc(cnn_pred), "snn": acc(snn_pred), "agreement": (cnn_pred == snn_pred).float().mean().item(),
-        "title": (f"L = {levels}, T = {timesteps}: CQ-CNN {100 * acc(cnn_pred):.1f} %, SNN {100 * acc(snn_pred):.1f} %"
+        "cnn": acc(d["cnn"]), "snn": acc(d["snn"]), "agreement": (d["cnn"] == d["snn"]).float().mean().item(),
+        "title": (f"L = {levels}, T = {timesteps}: CQ-CNN {100 * acc(d['cnn']):.1f} %, SNN {100 * acc(d['snn']):.1f} %"
                   f" ({len(y)} images); {100 * exact.mean():.0f} % of spike counts exact"),
     }
 
@@ -81,9 +83,9 @@ def timesteps_figure():
     return fig
 
 
-def redraw_timesteps(fig, model, dataset, timesteps, levels, encoding, images, sweep=None):
+def redraw_timesteps(fig, model, dataset, timesteps, levels, encoding, images, history=None):
     """Write timesteps_figure_data(...) into the explorer's figure."""
-    d = timesteps_figure_data(model, dataset, timesteps, levels, encoding, images, sweep)
+    d = timesteps_figure_data(model, dataset, timesteps, levels, encoding, images, history)
     bars, line = trace(fig, "exact"), trace(fig, "error")
     bars.x, bars.y = d["layer"], d["exact"]
     line.x, line.y = d["layer"], d["error_levels"]
@@ -93,8 +95,8 @@ def redraw_timesteps(fig, model, dataset, timesteps, levels, encoding, images, s
 def timesteps_small_multiples(model, dataset, timesteps=(4, 8, 16, 32, 64), levels=16, encoding="current", images=64):
     """Matplotlib figure: exact counts (top) and rate error (bottom) against depth, one column per T."""
     figure, axes = small_multiples(2, len(timesteps), width=2.8, height=2.6)
-    sweep = timesteps_sweep(model, dataset, levels, encoding, images, max(timesteps))  # one simulation
-    data = [timesteps_figure_data(model, dataset, T, levels, encoding, images, sweep) for T in timesteps]
+    history = timesteps_history(model, dataset, encoding, images, max(timesteps))  # one simulation
+    data = [timesteps_figure_data(model, dataset, T, levels, encoding, images, history) for T in timesteps]
     top = 1.1 * max(d["error_levels"].max() for d in data) or 1.0
     for col, (T, d) in enumerate(zip(timesteps, data)):
         axes[0, col].bar(d["layer"], d["exact"], color="C0")
@@ -109,25 +111,23 @@ def timesteps_small_multiples(model, dataset, timesteps=(4, 8, 16, 32, 64), leve
 
 def timesteps_explorer(model, dataset, timesteps=16, levels=16, encoding="current", images=64, max_timesteps=64):
     """Chapter 7's explorer: T and L sliders drive the per-layer agreement between the CQ-CNN (with L
-    levels, same weights) and its SNN (T steps), and both accuracies in the title. Each L is simulated
-    once, to max_timesteps; moving T then reads a row. In static_mode() returns a matplotlib small
-    multiple over T instead."""
+    levels, same weights) and its SNN (T steps), and both accuracies in the title. The SNN is simulated
+    once, to max_timesteps: it is the same for every L, and its first T steps are the run to T, so
+    moving either slider only compares a stored row with the CQ-CNN. In static_mode() returns a
+    matplotlib small multiple over T instead."""
     if static_mode():
         return timesteps_small_multiples(model, dataset, levels=levels, encoding=encoding, images=images)
     import ipywidgets as w
 
-    sweep = Simulations(lambda levels, upto: timesteps_sweep(model, dataset, levels, encoding, images, upto),
-                        lambda s: len(s["exact"]), max(max_timesteps, timesteps))
+    history = timesteps_history(model, dataset, encoding, images, max(max_timesteps, timesteps))
     controls = {
         "timesteps": w.IntSlider(value=timesteps, min=1, max=max(max_timesteps, timesteps), description="time steps T",
                                  **slider_style()),
-        # a new L simulates the network: redraw when the slider is let go
-        "levels": w.IntSlider(value=levels, min=1, max=64, description="levels L", continuous_update=False,
-                              **slider_style()),
+        "levels": w.IntSlider(value=levels, min=1, max=64, description="levels L", **slider_style()),
     }
     return explorer(controls, timesteps_figure(),
                     lambda fig, timesteps, levels: redraw_timesteps(fig, model, dataset, timesteps, levels, encoding,
-                                                                    images, sweep(levels, timesteps)))
+                                                                    images, history))
 
 
 def timing_toy(timesteps=16, order="positive first", weight=0.5, threshold=1.0):

@@ -5,7 +5,6 @@
     snn = cq.convert(model, timesteps=16, encoding="spikes")
 """
 import os
-import sys
 
 from . import analysis, conversion, data, energy, exercises, models, plots
 from .checkpoints import load, save, shipped
@@ -14,10 +13,6 @@ from .fold import fold_batchnorm
 from .quant import CQ, Clamp, cq_config, to_clamp, to_cq
 from .snn import Recording, SpikingLayer, SpikingNetwork
 from .train import evaluate, predict, seed_everything, staged, train
-
-# Bridge, to remove once widgets/conversion.py and widgets/timesteps.py import from .conversion (they are
-# being edited on another branch): `from cqlearn.convert import convert` finds the conversion module.
-sys.modules[__name__ + ".convert"] = conversion
 
 __version__ = "0.1.0"
 QUICK = os.environ.get("CQ_QUICK") == "1"  # small data and few epochs; the book's checks still hold

@@ -69,6 +69,23 @@ def count_errors(activations, counts, timesteps):
 
 
 @torch.no_grad()
+def classify_errors(model, snn, x):
+    """Per spiking layer of `snn` on the batch x, the share of neurons whose net count N equals the
+    CQ-CNN's a * T (exact), exceeds it (too_many: spikes fired before inhibition arrived) or falls
+    short of it (too_few: input still on the membrane at the end). The CNN sees the input the SNN saw,
+    as in cq.analysis.layer_agreement, whose `exact` this one equals. Chapter 11."""
+    rec = snn.run(x)
+    rates = x if rec.input_counts is None else rec.input_counts / snn.timesteps
+    rows = []
+    for i, (a, n) in enumerate(zip(cq_activations(model, rates), rec.counts)):
+        surplus = (n - a * snn.timesteps).flatten()
+        rows.append({"layer": i, "exact": (surplus.abs() < EXACT).double().mean().item(),
+                     "too_many": (surplus >= EXACT).double().mean().item(),
+                     "too_few": (surplus <= -EXACT).double().mean().item()})
+    return rows
+
+
+@torch.no_grad()
 def layer_agreement(model, snn, data, batch_size=256):
     """Per spiking layer: neurons per image, the fraction of neurons whose spike count equals a * T
     exactly, and the mean absolute error in spikes |count - a * T|. `data` is a batch or a dataset."""

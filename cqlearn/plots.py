@@ -1,13 +1,27 @@
 """Matplotlib figures of the method (chapters 2, 3, 6 and 7). Each function draws into `ax` (a new
-figure when None) and returns the axes, so figures can be composed and saved."""
+figure when None) and returns the axes, so figures can be composed and saved; the multi-panel ones
+return their figure."""
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 from .quant import quantize
 
+PLUS, MINUS = "#1f1f1f", "#d62728"  # +1 spikes black, -1 spikes red (chapter 11)
+
 
 def _axes(ax, figsize=(6, 3.5)):
     return plt.subplots(figsize=figsize, constrained_layout=True)[1] if ax is None else ax
+
+
+def small_multiples(rows, cols, width=3.4, height=2.6):
+    """A matplotlib Figure with a rows x cols grid of axes (a 2-d array). The figure is made by pyplot,
+    which sets up the notebook's inline display, and closed at once, so pyplot does not show it again
+    at the end of the cell: a notebook shows it once, when it is the value of a cell."""
+    figure = plt.figure(figsize=(width * cols, height * rows), layout="constrained")
+    plt.close(figure)
+    axes = figure.subplots(rows, cols, squeeze=False)
+    return figure, axes
 
 
 def staircase(levels=16, mode="floor", ax=None):
@@ -112,3 +126,20 @@ def accuracy_curves(curves, xlabel, reference=None, reference_label="reference",
 def accuracy_vs_timesteps(curves, reference=None, ax=None, title="SNN accuracy against time steps", colors=None):
     """curves: {label: {T: accuracy}}; reference: the CQ-CNN accuracy as a horizontal line (chapter 7)."""
     return accuracy_curves(curves, "time steps T", reference, "CQ-CNN", ax, title, colors)
+
+
+def layer_errors(results, title="Spike counts against the CQ-CNN, per layer"):
+    """Matplotlib figure: for each {label: analysis.classify_errors rows}, stacked bars per layer of the shares
+    exact, too many and too few."""
+    figure, axes = small_multiples(1, len(results), width=3.6, height=2.8)
+    for ax, (label, rows) in zip(axes[0], results.items()):
+        layer = [r["layer"] for r in rows]
+        exact, many, few = (np.array([r[k] for r in rows]) for k in ("exact", "too_many", "too_few"))
+        ax.bar(layer, exact, color="#1f77b4", label="exact")
+        ax.bar(layer, many, bottom=exact, color=MINUS, label="too many")
+        ax.bar(layer, few, bottom=exact + many, color="#ff7f0e", label="too few")
+        ax.set(title=label, xlabel="spiking layer", ylabel="share of neurons", ylim=(0, 1.02), xticks=layer)
+        ax.title.set_fontsize(9)
+    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    return figure

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import cqlearn as cq
-from cqlearn.neuron import constant_current_counts, constant_current_window, encode, if_step
+from cqlearn.neuron import cnn_counts, constant_current_counts, constant_current_window, encode, if_step, simulate
 
 K = torch.arange(256)
 A = K.float() / 255  # every 8-bit pixel value, as float32 images hold them
@@ -178,3 +178,65 @@ def test_simulate_holds_a_constant_current_or_steps_through_a_sequence():
         cq.neuron.simulate(0.5, 0)
     with pytest.raises(ValueError, match="reset"):
         cq.neuron.simulate(0.5, 4, reset="none")
+
+
+# The signed neuron stepped by cq.neuron.simulate (chapter 11) ---------------------------------------
+
+def test_chapter_5_sequence_by_hand():
+    """+0.6 +0.6 -0.6 -0.6: the CNN says 0; IF fires at step 2 and keeps it, signed IF takes it back."""
+    currents = [0.6, 0.6, -0.6, -0.6]
+    spikes, before, after, counts = simulate(currents)
+    assert spikes.tolist() == [0, 1, 0, 0] and counts.tolist() == [0, 1, 1, 1]
+    assert after.tolist() == pytest.approx([0.6, 0.2, -0.4, -1.0])
+    spikes, before, after, counts = simulate(currents, signed=True)
+    assert spikes.dtype == torch.int8 and spikes.tolist() == [0, 1, -1, 0] and counts.tolist() == [0, 1, 0, 0]
+    assert before.tolist() == pytest.approx([0.6, 1.2, -0.4, 0.0]) and after.tolist() == pytest.approx([0.6, 0.2, 0.6, 0.0])
+    assert cnn_counts(currents).tolist() == [0, 1, 0, 0]
+
+
+def test_one_correction_per_step_leaves_a_late_error():
+    """A large negative input at the last step needs two corrections; the neuron can send one."""
+    currents = [0.5, 0.5, 0.5, 0.5, -2.0]
+    assert simulate(currents).counts[-1] == 2
+    assert simulate(currents, signed=True).counts[-1] == 1
+    assert cnn_counts(currents)[-1] == 0
+
+
+def test_both_neurons_obey_reset_by_subtraction_and_signed_never_goes_negative():
+    generator = torch.Generator().manual_seed(11)
+    currents = (torch.rand(40, 500, generator=generator, dtype=torch.float64) * 2.4 - 1.2)  # 500 neurons
+    for neuron, threshold in (("if", 1.0), ("signed", 1.0), ("signed", 0.7)):
+        spikes, before, after, counts = simulate(currents, threshold=threshold, signed=neuron == "signed")
+        assert torch.allclose(after[-1], currents.sum(0) - counts[-1] * threshold, atol=1e-9)
+        assert torch.equal(counts, spikes.double().cumsum(0)) and spikes.double().abs().max() <= 1
+        assert (counts >= 0).all()
+        if neuron == "if":
+            assert spikes.min() == 0
+        else:  # a -1 spike only when v < 0 and something to take back
+            minus = spikes < 0
+            assert minus.any() and (before[minus] < 0).all()
+            assert (torch.cat([torch.zeros_like(counts[:1]), counts[:-1]])[minus] > 0).all()
+
+
+def test_where_each_neuron_errs():
+    """Both neurons end at v = S - N * θ, so N is the CNN's clamp(floor(S / θ), 0, T) exactly unless the
+    potential is left below 0 with N > 0 (spikes too many) or at θ or above with N < T (too few). The IF
+    neuron errs both ways; the signed one is left below 0 only after a step that needed two corrections."""
+    generator = torch.Generator().manual_seed(3)
+    currents = torch.rand(24, 4000, generator=generator, dtype=torch.float64) * 2.4 - 1.2
+    cnn = cnn_counts(currents)[-1]
+    many = {}
+    for neuron in ("if", "signed"):
+        _, _, after, counts = simulate(currents, signed=neuron == "signed")
+        v, n = after[-1], counts[-1]
+        below, above = (v < 0) & (n > 0), (v >= 1) & (n < 24)
+        assert torch.equal(n != cnn, below | above) and above.any()
+        assert torch.equal(n > cnn, below)
+        many[neuron] = int(below.sum())
+    assert 0 < many["signed"] < many["if"] / 10
+
+
+def test_cnn_counts_is_the_floor_law_of_the_running_sum():
+    currents = torch.tensor([0.9, 0.9, -0.6, 0.3, 2.0, -3.0], dtype=torch.float64)
+    expected = [min(max(math.floor(s + 1e-9), 0), t) for t, s in enumerate(currents.cumsum(0).tolist(), start=1)]
+    assert cnn_counts(currents).tolist() == expected

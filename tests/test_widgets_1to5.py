@@ -1,7 +1,6 @@
 """The widgets of chapters 1-5, without a browser: update functions against closed forms, explorers
 that build and redraw, and the matplotlib path of static_mode()."""
 import math
-from fractions import Fraction
 
 import numpy as np
 import pytest

@@ -83,15 +83,3 @@ def slider_style():
     import ipywidgets
 
     return {"style": {"description_width": "11em"}, "layout": ipywidgets.Layout(width="34em")}
-
-
-def small_multiples(rows, cols, width=3.4, height=2.6):
-    """A matplotlib Figure with a rows x cols grid of axes (a 2-d array). The figure is made by pyplot,
-    which sets up the notebook's inline display, and closed at once, so pyplot does not show it again
-    at the end of the cell: a notebook shows it once, when it is the value of a cell."""
-    import matplotlib.pyplot as plt
-
-    figure = plt.figure(figsize=(width * cols, height * rows), layout="constrained")
-    plt.close(figure)
-    axes = figure.subplots(rows, cols, squeeze=False)
-    return figure, axes

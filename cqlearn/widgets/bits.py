@@ -9,11 +9,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..quant import quantize_tensor
 from ..layers import WEIGHTED
+from ..plots import small_multiples
+from ..quant import quantize_tensor
 from ..train import evaluate
 from . import static_mode
-from ._explorer import explorer, first_images, single_threaded, slider_style, small_multiples, trace
+from ._explorer import explorer, first_images, single_threaded, slider_style, trace
 
 
 def _weight(snn, layer):

@@ -11,9 +11,10 @@ import torch
 
 from ..analysis import activations, ceiling_sweep
 from ..neuron import constant_current_counts
+from ..plots import small_multiples
 from ..train import evaluate
 from . import static_mode
-from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
+from ._explorer import explorer, single_threaded, slider_style, trace
 
 
 def rate_vs_current(timesteps=(4, 16), ax=None):

@@ -8,10 +8,12 @@ import numpy as np
 import torch
 
 from ..analysis import EXACT, cq_activations, spike_history
-from ..convert import convert
+from ..conversion import convert
 from ..neuron import ENCODINGS
+from ..plots import small_multiples
+from ..quant import cq_config
 from . import static_mode
-from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
+from ._explorer import explorer, single_threaded, slider_style, trace
 
 
 def agreement_table(rows):
@@ -83,7 +85,7 @@ def conversion_small_multiples(pairs, timesteps, levels, title):
 def conversion_explorer(model, x, timesteps=16, layer=0, encoding="current"):
     """Chapter 5's explorer: T (first slider), the layer and the encoding; a heat map of CQ-CNN
     activation against SNN rate over the images x, the title giving the share of exact counts."""
-    levels = next(m.levels for m in model.modules() if hasattr(m, "levels"))
+    levels = cq_config(model).levels
     options = sorted({4, 8, 12, 16, 24, 32, 48, 64, timesteps})
     # one simulation per encoding, to the largest T, holds every T of the slider (its first T steps)
     history = lambda encoding: spike_history(convert(model, max(options), encoding), x, timesteps=options)

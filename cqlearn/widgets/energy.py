@@ -8,8 +8,9 @@ import numpy as np
 
 from .. import energy
 from ..conversion import convert
+from ..plots import small_multiples
 from . import static_mode
-from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
+from ._explorer import explorer, single_threaded, slider_style, trace
 
 
 def energy_sweep(model, dataset, encoding="spikes", images=32, max_timesteps=128):

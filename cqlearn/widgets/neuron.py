@@ -10,9 +10,10 @@ import numpy as np
 import torch
 
 from ..neuron import RESETS, simulate
+from ..plots import small_multiples
 from ..quant import TOLERANCE
 from . import static_mode
-from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
+from ._explorer import explorer, single_threaded, slider_style, trace
 
 
 def floor_law(current, timesteps, threshold=1.0):

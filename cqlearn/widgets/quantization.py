@@ -9,10 +9,11 @@ import numpy as np
 import torch
 
 from .. import plots
-from ..analysis import activations, levels_sweep  # noqa: F401  (chapter 2 sweeps L with it)
+from ..analysis import activations, levels_sweep
+from ..plots import small_multiples
 from ..quant import MODES, check_levels, check_mode, error_bounds, quantization_error, quantize, ste_gradient
 from . import static_mode
-from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
+from ._explorer import explorer, single_threaded, slider_style, trace
 from .clamp import sample_values
 
 

@@ -8,10 +8,10 @@ sliders and a plotly FigureWidget, or draws `raster_small_multiples` (every laye
 import numpy as np
 
 from ..conversion import convert
-from ..plots import raster_neurons, raster_points
 from ..neuron import ENCODINGS, encode
+from ..plots import raster_neurons, raster_points, small_multiples
 from . import static_mode
-from ._explorer import Simulations, explorer, single_threaded, slider_style, small_multiples, trace
+from ._explorer import Simulations, explorer, single_threaded, slider_style, trace
 
 MAX_NEURONS = 64  # neurons shown in a raster: a row per neuron must stay a few pixels tall
 RASTER_PX = 270  # height of the explorer's raster panel in pixels, measured in JupyterLab (sets the marker size)

@@ -9,13 +9,12 @@ are `cqlearn.neuron.if_step`, with signed=False and signed=True.
 import numpy as np
 import torch
 
-from ..analysis import EXACT, cq_activations
-from ..neuron import NEURONS, check_neuron, constant_current_counts, if_step
+from ..neuron import NEURONS, cnn_counts, simulate
+from ..plots import MINUS, PLUS, small_multiples
 from . import static_mode
-from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
+from ._explorer import explorer, single_threaded, slider_style, trace
 
 LABELS = {"if": "IF", "signed": "signed IF"}
-PLUS, MINUS = "#1f1f1f", "#d62728"  # +1 spikes black, -1 spikes red, in every figure of the chapter
 
 
 def input_sequence(early, late, share, timesteps):
@@ -26,33 +25,6 @@ def input_sequence(early, late, share, timesteps):
     timesteps = int(timesteps)
     first = int(round(share * timesteps))
     return torch.tensor([float(early)] * first + [float(late)] * (timesteps - first), dtype=torch.float64)
-
-
-def simulate(currents, neuron="if", threshold=1.0, v_init=0.0):
-    """Step neurons through `currents` (T, ...) with cq.neuron.if_step (chapter 11's neuron when
-    neuron="signed"). Returns (spikes, before, after, counts), each (T, ...): the spikes as int8 in
-    {-1, 0, +1}, the potential after integrating the step's input and after the reset, and the net
-    count (+1 minus -1 spikes) after each step. Float64 throughout."""
-    signed = check_neuron(neuron) == "signed"
-    currents = torch.as_tensor(currents, dtype=torch.float64)
-    v = torch.full_like(currents[0], float(v_init))
-    count = torch.zeros_like(v)
-    spikes, before, after, counts = [], [], [], []
-    for current in currents:
-        before.append(v + current)
-        spikes.append(if_step(v, current, threshold, signed=signed, count=count).to(torch.int8))
-        after.append(v.clone())
-        counts.append(count.clone())
-    return tuple(torch.stack(x) for x in (spikes, before, after, counts))
-
-
-def cnn_counts(currents, threshold=1.0):
-    """The count the CNN would give after each step t: its activation of the mean input so far, times t,
-    clamp(floor(S(t) / threshold), 0, t) with S(t) the input summed to step t (chapter 5's law, from
-    cq.neuron.constant_current_counts). A neuron that counts exactly follows it at the last step."""
-    currents = torch.as_tensor(currents, dtype=torch.float64)
-    t = torch.arange(1, len(currents) + 1, dtype=torch.float64).reshape(-1, *[1] * (currents.dim() - 1))
-    return constant_current_counts(currents.cumsum(0) / t, t, threshold)
 
 
 @single_threaded
@@ -70,7 +42,7 @@ def signed_figure_data(early=0.9, late=-0.6, share=0.5, timesteps=16, threshold=
     cnn = cnn_counts(current, threshold).numpy().astype(int)
     data = {"t": t, "current": current.numpy(), "cnn": cnn, "expected": int(cnn[-1]) if len(cnn) else 0}
     for neuron in NEURONS:
-        spikes, before, after, counts = (x.numpy() for x in simulate(current, neuron, threshold))
+        spikes, before, after, counts = (x.numpy() for x in simulate(current, threshold=threshold, signed=neuron == "signed"))
         data[neuron] = {
             "trace_t": np.concatenate([[0], np.repeat(t, 2)]),
             "trace_v": np.concatenate([[0.0], np.column_stack([before, after]).ravel()]),
@@ -193,37 +165,3 @@ def signed_explorer(early=0.9, late=-0.6, share=0.5, timesteps=16, threshold=1.0
     }
     return explorer(controls, signed_figure(),
                     lambda fig, **values: redraw_signed(fig, threshold=threshold, **values))
-
-
-@torch.no_grad()
-def layer_errors(model, snn, x):
-    """Per spiking layer of `snn` on the batch x, the share of neurons whose net count N equals the
-    CQ-CNN's a * T (exact), exceeds it (too_many: spikes fired before inhibition arrived) or falls
-    short of it (too_few: input still on the membrane at the end). The CNN sees the input the SNN saw,
-    as in cq.analysis.layer_agreement, whose `exact` this one equals. Chapter 11."""
-    rec = snn.run(x)
-    rates = x if rec.input_counts is None else rec.input_counts / snn.timesteps
-    rows = []
-    for i, (a, n) in enumerate(zip(cq_activations(model, rates), rec.counts)):
-        surplus = (n - a * snn.timesteps).flatten()
-        rows.append({"layer": i, "exact": (surplus.abs() < EXACT).double().mean().item(),
-                     "too_many": (surplus >= EXACT).double().mean().item(),
-                     "too_few": (surplus <= -EXACT).double().mean().item()})
-    return rows
-
-
-def layer_errors_figure(results, title="Spike counts against the CQ-CNN, per layer"):
-    """Matplotlib figure: for each {label: layer_errors rows}, stacked bars per layer of the shares
-    exact, too many and too few."""
-    figure, axes = small_multiples(1, len(results), width=3.6, height=2.8)
-    for ax, (label, rows) in zip(axes[0], results.items()):
-        layer = [r["layer"] for r in rows]
-        exact, many, few = (np.array([r[k] for r in rows]) for k in ("exact", "too_many", "too_few"))
-        ax.bar(layer, exact, color="#1f77b4", label="exact")
-        ax.bar(layer, many, bottom=exact, color=MINUS, label="too many")
-        ax.bar(layer, few, bottom=exact + many, color="#ff7f0e", label="too few")
-        ax.set(title=label, xlabel="spiking layer", ylabel="share of neurons", ylim=(0, 1.02), xticks=layer)
-        ax.title.set_fontsize(9)
-    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
-    figure.suptitle(title, fontsize=10)
-    return figure

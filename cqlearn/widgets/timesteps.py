@@ -9,12 +9,13 @@ import numpy as np
 import torch
 
 from ..analysis import agreement_at, spike_history
-from ..convert import convert
+from ..conversion import convert
 from ..fold import fold_batchnorm
 from ..neuron import if_step
-from ..quant import CQ, to_cq
+from ..plots import small_multiples
+from ..quant import cq_config, to_cq
 from . import static_mode
-from ._explorer import explorer, first_images, single_threaded, slider_style, small_multiples, trace
+from ._explorer import explorer, first_images, single_threaded, slider_style, trace
 
 ORDERS = ("positive first", "interleaved", "negative first")
 
@@ -48,7 +49,7 @@ def timesteps_figure_data(model, dataset, timesteps=16, levels=16, encoding="cur
     if history["encoding"] != encoding or timesteps not in history["steps"]:
         raise ValueError(f"history holds the {history['encoding']} encoding and T <= {max(history['steps'])}; make it "
                          f"with timesteps_history(model, dataset, encoding={encoding!r}, max_timesteps>={timesteps}).")
-    cnn = to_cq(history["folded"], levels, model_mode(model))
+    cnn = to_cq(history["folded"], levels, cq_config(model).mode)
     d, y = agreement_at(cnn, history["steps"][timesteps]), history["labels"]
     acc = lambda p: (p == y).float().mean().item()
     exact = d["exact"].numpy()
@@ -59,11 +60,6 @@ def timesteps_figure_data(model, dataset, timesteps=16, levels=16, encoding="cur
         "title": (f"L = {levels}, T = {timesteps}: CQ-CNN {100 * acc(d['cnn']):.1f} %, SNN {100 * acc(d['snn']):.1f} %"
                   f" ({len(y)} images); {100 * exact.mean():.0f} % of spike counts exact"),
     }
-
-
-def model_mode(model):
-    """The mode ("floor" or "round") of a CQ-CNN's CQ layers."""
-    return next((m.mode for m in model.modules() if isinstance(m, CQ)), "floor")
 
 
 def timesteps_figure():

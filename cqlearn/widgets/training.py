@@ -8,8 +8,9 @@ import numpy as np
 import torch
 
 from ..analysis import activations
+from ..plots import small_multiples
 from . import static_mode
-from ._explorer import explorer, single_threaded, slider_style, small_multiples, trace
+from ._explorer import explorer, single_threaded, slider_style, trace
 
 STAGES = ("plain", "clamp", "cq")
 NAMES = {"plain": "plain (ReLU)", "clamp": "clamp", "cq": "CQ"}

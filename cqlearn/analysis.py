@@ -215,16 +215,24 @@ def agreement_at(model, step):
             "cnn": logits.argmax(1).cpu(), "snn": step["output"].argmax(1).cpu()}
 
 
-def levels_sweep(model, dataset, levels=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32), mode="floor", progress=True):
+def sweep_levels(model, dataset, levels=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32), mode="floor", progress=True):
     """{L: test accuracy} of the CQ twin of `model` with L levels (and `mode`), weights unchanged:
     what quantizing costs a trained network before any fine-tuning (chapter 2)."""
     return {L: evaluate(to_cq(model, L, mode), dataset)
             for L in tqdm(levels, desc=f"levels sweep ({mode})", disable=not progress)}
 
 
-def ceiling_sweep(model, dataset, ceilings, progress=True):
+def sweep_ceilings(model, dataset, ceilings, progress=True):
     """{ceiling: test accuracy} of `model` with every activation clamped at each ceiling, no retraining
     (chapter 1)."""
     return {c: evaluate(with_ceiling(model, c), dataset)
             for c in tqdm(ceilings, desc="ceiling sweep", disable=not progress)}
 
+
+def sweep_weight_bits(snn, dataset, bits=(4, 6, 8, 9, 10), readout=True, progress=True):
+    """{bits: accuracy} of snn.with_weight_bits(bits, readout) on `dataset`, with "full" for the SNN as
+    it is: n-bit weights, no retraining (chapters 8 and 9)."""
+    table = {"full": evaluate(snn, dataset)}
+    for b in tqdm(bits, desc="weight bits", disable=not progress):
+        table[b] = evaluate(snn.with_weight_bits(b, readout=readout), dataset)
+    return table

@@ -20,3 +20,11 @@ def test_classify_errors_agrees_with_layer_agreement(cq16):
     assert rows["if"][0]["exact"] == rows["signed"][0]["exact"] == 1.0  # constant current: no -1 spikes
     assert rows["signed"][2]["too_many"] < rows["if"][2]["too_many"] / 4  # what the signed neuron removes
     assert isinstance(cq.plots.layer_errors(rows), Figure)
+
+
+def test_sweep_weight_bits_table(cq16):
+    few = cq.data.load("digits", "test", limit=48)
+    snn = cq.convert(cq16, 8, "spikes")
+    table = cq.analysis.sweep_weight_bits(snn, few, bits=(3, 10), progress=False)
+    assert list(table) == ["full", 3, 10]
+    assert table["full"] == cq.evaluate(snn, few) and table[10] >= table["full"] - 0.05

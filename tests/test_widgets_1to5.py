@@ -187,7 +187,7 @@ def test_ste_gradient():
 
 
 def test_levels_sweep_matches_evaluate(cq16, few):
-    sweep = quantization.levels_sweep(cq16, few, (1, 16), progress=False)
+    sweep = quantization.sweep_levels(cq16, few, (1, 16), progress=False)
     assert sweep[16] == cq.evaluate(cq16, few) and sweep[1] < sweep[16]
 
 

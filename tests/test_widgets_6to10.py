@@ -128,13 +128,6 @@ def test_bits_data_with_a_precomputed_reference_is_the_same(cq16, few):
         bits.bits_figure_data(snn, few, bits=4, images=8, reference=reference)
 
 
-def test_accuracy_vs_bits_table(cq16, few):
-    snn = cq.convert(cq16, 8, "spikes")
-    table = bits.accuracy_vs_bits(snn, few, bits=(3, 10), progress=False)
-    assert list(table) == ["full", 3, 10]
-    assert table["full"] == cq.evaluate(snn, few) and table[10] >= table["full"] - 0.05
-
-
 # Chapter 10: energy ---------------------------------------------------------------------------------
 
 def test_energy_data_matches_the_energy_module(cq16, few):

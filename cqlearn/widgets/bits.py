@@ -3,7 +3,7 @@ bits, how far each layer's spike counts move, and the SNN's accuracy.
 
 `bits_figure_data` is the update function (plain arrays, no browser); `bits_explorer` wires it to a
 slider and a plotly FigureWidget, or draws `bits_small_multiples` in `static_mode()`.
-`accuracy_vs_bits` gives the table of chapters 8 and 9.
+`cq.analysis.sweep_weight_bits` gives the table of chapters 8 and 9.
 """
 import numpy as np
 import torch
@@ -12,7 +12,6 @@ from tqdm.auto import tqdm
 from ..layers import WEIGHTED
 from ..plots import small_multiples
 from ..quant import quantize_tensor
-from ..train import evaluate
 from . import static_mode
 from ._explorer import explorer, first_images, single_threaded, slider_style, trace
 
@@ -155,12 +154,3 @@ def bits_explorer(snn, dataset, bits=8, layer=0, images=128, readout=True):
     return explorer(controls, bits_figure(),
                     lambda fig, bits, layer: redraw_bits(fig, snn, dataset, bits, layer, images, readout, reference,
                                                          runs[bits]))
-
-
-def accuracy_vs_bits(snn, dataset, bits=(4, 6, 8, 9, 10), readout=True, progress=True):
-    """{bits: accuracy} of snn.with_weight_bits(bits, readout) on `dataset`, with "full" for the SNN as
-    it is (chapters 8 and 9)."""
-    table = {"full": evaluate(snn, dataset)}
-    for b in tqdm(bits, desc="weight bits", disable=not progress):
-        table[b] = evaluate(snn.with_weight_bits(b, readout=readout), dataset)
-    return table

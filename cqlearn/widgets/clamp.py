@@ -9,7 +9,7 @@ import math
 import numpy as np
 import torch
 
-from ..analysis import activations, ceiling_sweep
+from ..analysis import activations, sweep_ceilings
 from ..neuron import constant_current_counts
 from ..plots import small_multiples
 from ..train import evaluate
@@ -60,7 +60,7 @@ def clamp_figure_data(ceiling, values, layer=0, accuracies=None, reference=None,
     """What the clamp explorer draws for one ceiling c (chapter 1).
 
     values: pre-activations of one layer of a trained ReLU network (tensor or array, any shape).
-    accuracies: {ceiling: accuracy} from ceiling_sweep (None where c is not in it); reference: the
+    accuracies: {ceiling: accuracy} from sweep_ceilings (None where c is not in it); reference: the
     ReLU network's accuracy.
     Returns a dict: x, relu, clamped (the two activation functions); centers, counts (histogram of
     the positive ReLU outputs, as a fraction of all activations), over (True for bins above c);
@@ -117,7 +117,7 @@ def clamp_figure(accuracies=None, reference=None):
 def _explorer_state(model, dataset, ceilings, images, progress):
     x = dataset.images[:images] if hasattr(dataset, "images") else torch.stack([dataset[i][0] for i in range(images)])
     values = [sample_values(v) for v in activations(model, x)]
-    accuracies = ceiling_sweep(model, dataset, ceilings, progress)
+    accuracies = sweep_ceilings(model, dataset, ceilings, progress)
     return values, accuracies, evaluate(model, dataset)
 
 

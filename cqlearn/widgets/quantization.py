@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .. import plots
-from ..analysis import activations, levels_sweep
+from ..analysis import activations, sweep_levels
 from ..plots import small_multiples
 from ..quant import MODES, check_levels, check_mode, error_bounds, quantization_error, quantize, ste_gradient
 from . import static_mode
@@ -59,7 +59,7 @@ def quantization_figure_data(levels, mode="floor", values=None, accuracies=None,
     """What the levels explorer draws for L = `levels` (chapter 2).
 
     values: pre-activations of a trained layer (any shape; None skips the histogram).
-    accuracies: {mode: {L: accuracy}}, one levels_sweep per mode.
+    accuracies: {mode: {L: accuracy}}, one sweep_levels per mode.
     Returns a dict: x, y (the staircase on a grid), clamp; edges, centers, fraction, width (histogram
     of L * (clamp(x) - CQ(x)), the error in steps of 1/L, over the values inside [0, 1], as a fraction
     of them, in `bins` bins across one step: [0, 1) for floor, [-1/2, 1/2) for round, whatever L is);
@@ -151,12 +151,12 @@ def quantization_explorer(model, dataset, levels=16, mode="floor", layer=0, swee
     """Chapter 2's explorer: levels L (first slider) and floor/round drive the staircase, the
     histogram of clamp(x) - CQ(x) over layer `layer`'s pre-activations in the trained `model`
     (first `images` of `dataset`), and the test accuracy on `dataset` with L levels and no
-    retraining. accuracies: {mode: levels_sweep(...)} already computed (else computed here over
+    retraining. accuracies: {mode: sweep_levels(...)} already computed (else computed here over
     `sweep`). Static: small multiples."""
     x = dataset.images[:images]
     values = sample_values(activations(model, x)[layer])
     if accuracies is None:
-        accuracies = {m: levels_sweep(model, dataset, sweep, m, progress) for m in MODES}
+        accuracies = {m: sweep_levels(model, dataset, sweep, m, progress) for m in MODES}
     sweep = sorted(set(accuracies.get("floor", {})) | set(accuracies.get("round", {}))) or list(sweep)
     if static_mode():
         return quantization_small_multiples(values, accuracies, mode=mode,

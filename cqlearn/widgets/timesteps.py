@@ -11,7 +11,7 @@ import torch
 from ..analysis import agreement_at, spike_history
 from ..conversion import convert
 from ..fold import fold_batchnorm
-from ..neuron import if_step
+from ..neuron import simulate
 from ..plots import small_multiples
 from ..quant import cq_config, to_cq
 from . import static_mode
@@ -146,14 +146,10 @@ def timing_toy(timesteps=16, order="positive first", weight=0.5, threshold=1.0):
         positive = (steps >= n // 2) & (steps < n)
     negative = (steps < n) & ~positive
     current = torch.tensor(weight * (positive.astype(float) - negative.astype(float)))
-    v = torch.zeros((), dtype=torch.float64)
-    spikes, membrane = [], []
-    for c in current:
-        spikes.append(bool(if_step(v, c, threshold)))
-        membrane.append(float(v))
-    spikes = np.array(spikes)
+    run = simulate(current, threshold=threshold)
+    spikes = run.spikes.numpy()
     return {"t": np.arange(1, timesteps + 1), "positive": positive, "negative": negative,
-            "current": current.numpy(), "membrane": np.array(membrane), "spikes": spikes,
+            "current": current.numpy(), "membrane": run.after.numpy(), "spikes": spikes,
             "count": int(spikes.sum()), "expected": 0, "order": order, "threshold": threshold}
 
 

@@ -87,6 +87,17 @@ def test_shipped_digits_checkpoints_load_with_their_metadata():
         cq.shipped("nothing_here.pt")
 
 
+@pytest.mark.parametrize("name", ["mnist_mnist_cnn_cq16.pt", "fashion-mnist_mnist_cnn_cq16.pt", "cifar10_vgg_small_cq16.pt"])
+def test_shipped_checkpoints_name_a_setting_that_converts(name):
+    """meta holds the recommended neuron, T, encoding and flush steps (RESULTS.md); they convert as they are."""
+    model = cq.load(cq.shipped(name))
+    m = model.meta
+    snn = cq.convert(model, m["timesteps"], m["encoding"], m["neuron"], flush=m["flush"])
+    assert (snn.timesteps, snn.flush) == (m["timesteps"], m["flush"]) and m["timesteps"] == cq.cq_config(model).levels
+    x = torch.rand(2, *model.meta.get("input_shape", (1, 28, 28) if "mnist" in name else (3, 32, 32)))
+    assert snn(x).shape == (2, 10)
+
+
 def test_numpy_values_paths_and_tuples_are_saved_as_plain_python(tmp_path):
     """Whatever cq.save accepts, cq.load reads back (weights_only=True refuses numpy's own types)."""
     meta = {"accuracy": np.float64(0.99), "images": np.int64(360), "folder": Path("runs") / "a", "bits": (8, 9),

@@ -1,10 +1,10 @@
 """The signed-neuron explorer (chapter 11): one neuron whose input is positive early and negative late,
-and what the IF neuron and the signed IF neuron make of it, side by side; plus the split of a spiking
-layer's counting errors into spikes too many and spikes too few.
+and what the IF neuron and the signed IF neuron make of it, side by side.
 
 `signed_figure_data` is the update function (plain arrays, no browser); `signed_explorer` wires it to
 sliders and a plotly FigureWidget, or draws `signed_small_multiples` in `static_mode()`. Both neurons
-are `cqlearn.neuron.if_step`, with signed=False and signed=True.
+are `cq.neuron.simulate`, with signed=False and signed=True; the per-layer split of counting errors is
+`cq.analysis.classify_errors`, drawn by `cq.plots.layer_errors`.
 """
 import numpy as np
 import torch

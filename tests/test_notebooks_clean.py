@@ -16,6 +16,8 @@ def test_chapter_is_stripped(path):
         if cell["cell_type"] == "code":
             assert not cell.get("outputs"), f"outputs in {path.name}: strip them"
             assert cell.get("execution_count") is None, f"execution count in {path.name}"
+    ids = [cell.get("id") for cell in notebook["cells"]]  # nbformat 4.5 wants one; nbval warns without
+    assert None not in ids and len(set(ids)) == len(ids), f"{path.name}: every cell needs its own id"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)

@@ -5,6 +5,7 @@ and T = levels the first spiking layer fires exactly that; deeper layers can mis
 because their input arrives as spikes over time (timing errors, chapter 7).
 """
 import copy
+from contextlib import contextmanager
 
 import torch
 from torch.utils.data import DataLoader
@@ -18,6 +19,27 @@ from .quant import CQ, to_cq, with_ceiling
 from .train import evaluate, predict
 
 
+@contextmanager
+def _hooked(model, where="input", kinds=ACTIVATIONS):
+    """`model` with BatchNorm folded, and a list that each forward pass of it fills with the input
+    (where="input") or output of every module whose type is in `kinds`, in order."""
+    if where not in ("input", "output"):
+        raise ValueError(f"where must be 'input' (pre-activations) or 'output', got {where!r}.")
+    was_training = model.training
+    folded = fold_batchnorm(model.eval())
+    model.train(was_training)
+    seen, modules = [], [m for m in folded.modules() if isinstance(m, kinds)]
+    if where == "input":
+        hooks = [m.register_forward_pre_hook(lambda m, args: seen.append(args[0])) for m in modules]
+    else:
+        hooks = [m.register_forward_hook(lambda m, args, out: seen.append(out)) for m in modules]
+    try:
+        yield folded, seen
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 @torch.no_grad()
 def activations(model, data, where="input", kinds=ACTIVATIONS, batch_size=512):
     """The pre-activation (where="input") or the output of every activation module of `model`
@@ -25,24 +47,13 @@ def activations(model, data, where="input", kinds=ACTIVATIONS, batch_size=512):
     (N, ...) per layer (chapters 1, 2 and 4). BatchNorm is folded first, as `convert` does: folding is
     exact in real numbers but not in float32, and a pre-activation a hair from a level would otherwise
     round one way in the CNN and the other in the SNN."""
-    if where not in ("input", "output"):
-        raise ValueError(f"where must be 'input' (pre-activations) or 'output', got {where!r}.")
-    was_training = model.training
-    folded = fold_batchnorm(model.eval())
-    model.train(was_training)
     batches = [data] if torch.is_tensor(data) else (x for x, _ in DataLoader(data, batch_size=batch_size))
-    per_batch, modules = [], [m for m in folded.modules() if isinstance(m, kinds)]
-    if where == "input":
-        hooks = [m.register_forward_pre_hook(lambda m, args: per_batch[-1].append(args[0])) for m in modules]
-    else:
-        hooks = [m.register_forward_hook(lambda m, args, out: per_batch[-1].append(out)) for m in modules]
-    try:
+    per_batch = []
+    with _hooked(model, where, kinds) as (folded, seen):
         for x in batches:
-            per_batch.append([])
+            seen.clear()
             folded(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
+            per_batch.append(list(seen))
     return [torch.cat(layer) for layer in zip(*per_batch)]
 
 
@@ -190,17 +201,9 @@ def spike_history(snn, x, seed=0, timesteps=None):
 @torch.no_grad()
 def cq_forward(model, x):
     """(cq_activations(model, x), the logits) from one forward pass of `model`, BatchNorm folded."""
-    was_training = model.training
-    folded = fold_batchnorm(model.eval())
-    model.train(was_training)
-    outputs = []
-    hooks = [m.register_forward_hook(lambda m, i, o: outputs.append(o)) for m in folded.modules() if isinstance(m, CQ)]
-    try:
+    with _hooked(model, "output", (CQ,)) as (folded, seen):
         logits = folded(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return outputs, logits
+        return list(seen), logits
 
 
 def agreement_at(model, step):

@@ -120,14 +120,15 @@ def simulate(current, timesteps=None, threshold=1.0, *, reset="subtract", signed
     sequence of input currents, or, with `timesteps`, a constant current (a number or a tensor) held
     for that many steps. Float64 throughout. Returns a Trace: spikes, potentials before and after each
     reset, and the net count after each step."""
-    current = torch.as_tensor(current, dtype=torch.float64)
-    currents = current.expand(check_timesteps(timesteps), *current.shape) if timesteps is not None else current
+    currents = torch.as_tensor(current, dtype=torch.float64)
+    if timesteps is not None:  # the same current at every step
+        currents = currents.expand(check_timesteps(timesteps), *currents.shape)
     v = torch.full_like(currents[0], float(v_init))
     count = torch.zeros_like(v)
     steps = []
-    for current in currents:
-        before = v + current
-        spikes = if_step(v, current, threshold, reset=reset, signed=signed, count=count)
+    for current_t in currents:
+        before = v + current_t
+        spikes = if_step(v, current_t, threshold, reset=reset, signed=signed, count=count)
         steps.append((spikes, before, v.clone(), count.clone()))
     return Trace(*(torch.stack(field) for field in zip(*steps)))
 
